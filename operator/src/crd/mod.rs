@@ -1,0 +1,1 @@
+//! `keda.sh/v1alpha1` custom resources.

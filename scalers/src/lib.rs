@@ -1,0 +1,1 @@
+//! kedge's built-in scalers.
