@@ -1,6 +1,11 @@
 //! kedge: an event-driven autoscaler for Kubernetes that speaks KEDA's `keda.sh/v1alpha1` API.
 //!
-//! This crate holds the CRD types, the offline checker behind `kedge check`, and the wiring of the
-//! `kedge` binary.
+//! This crate holds the CRD types, KEDA's admission rules, auth and env resolution, HPA
+//! planning, the offline checker behind `kedge check`, and the wiring of the `kedge` binary.
 
+pub mod admission;
+pub mod check;
+pub mod cli;
 pub mod crd;
+pub mod hpa;
+pub mod resolve;

@@ -462,16 +462,21 @@ pub trait ScalerParams: Sized {
     /// Metadata keys that no declared parameter uses (KEDA's
     /// `KEDA_CHECK_UNEXPECTED_SCALERS_PARAMS` check): likely typos.
     fn unknown_metadata_keys(cfg: &ScalerConfig) -> Vec<String> {
-        let known: BTreeSet<&str> = Self::PARAMS
-            .iter()
-            .flat_map(|p| p.names.iter().copied())
-            .collect();
-        cfg.metadata
-            .keys()
-            .filter(|k| !known.contains(k.strip_suffix("FromEnv").unwrap_or(k)))
-            .cloned()
-            .collect()
+        unknown_metadata_keys(Self::PARAMS, cfg)
     }
+}
+
+/// Metadata keys of `cfg` that none of `params` reads (`<name>FromEnv` counts as `<name>`).
+pub fn unknown_metadata_keys(params: &[ParamSpec], cfg: &ScalerConfig) -> Vec<String> {
+    let known: BTreeSet<&str> = params
+        .iter()
+        .flat_map(|p| p.names.iter().copied())
+        .collect();
+    cfg.metadata
+        .keys()
+        .filter(|k| !known.contains(k.strip_suffix("FromEnv").unwrap_or(k)))
+        .cloned()
+        .collect()
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 
-use crate::{MetricSpec, MetricsAndActivity, ScalerConfig, ScalerError};
+use crate::{MetricSpec, MetricsAndActivity, ParamSpec, ScalerConfig, ScalerError};
 
 /// A live scaler for one trigger of one ScaledObject.
 ///
@@ -41,4 +41,11 @@ pub trait ScalerFactory: Send + Sync {
 
     /// Validates `cfg` and builds a scaler for it.
     fn build(&self, cfg: &ScalerConfig) -> Result<Box<dyn Scaler>, ScalerError>;
+
+    /// The parameters the scaler reads (usually `MyParams::PARAMS` of a
+    /// [`crate::ScalerParams`] struct). Tools use it to point out metadata keys no parameter
+    /// reads, which are often typos. Empty means "not declared", and nothing is pointed out.
+    fn params(&self) -> &'static [ParamSpec] {
+        &[]
+    }
 }

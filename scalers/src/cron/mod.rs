@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use chrono::Utc;
 use chrono_tz::Tz;
 use scaler_core::{
-    MetricSpec, MetricTarget, MetricTargetType, MetricValue, MetricsAndActivity, Scaler,
+    MetricSpec, MetricTarget, MetricTargetType, MetricValue, MetricsAndActivity, ParamSpec, Scaler,
     ScalerConfig, ScalerError, ScalerFactory, ScalerParams, normalize_metric_name,
 };
 
@@ -83,6 +83,10 @@ impl ScalerFactory for CronFactory {
 
     fn build(&self, cfg: &ScalerConfig) -> Result<Box<dyn Scaler>, ScalerError> {
         Ok(Box::new(CronScaler::new(cfg)?))
+    }
+
+    fn params(&self) -> &'static [ParamSpec] {
+        CronParams::PARAMS
     }
 }
 
