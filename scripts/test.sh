@@ -10,9 +10,12 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
-# Builds are shared between clones when CARGO_TARGET_DIR is set (CI sets none: a cold run
-# must pass on its own).
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+# Build output is kept outside the clone so a fresh clone on the same machine reuses it; a
+# cold run on a new machine simply builds everything once.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kedge/target}"
+# Integration tests fail (rather than skip) when a service they need is not configured.
+export KEDGE_REQUIRE_SERVICES=1
 
 step "services"
 scripts/services.sh start
