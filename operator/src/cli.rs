@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use scaler_core::Registry;
 
 use crate::check::{self, CheckOptions, Inventory};
 use crate::resolve::ResolveSettings;
@@ -97,13 +98,29 @@ struct CrdArgs {
     write: Option<PathBuf>,
 }
 
-/// Parses the command line and runs the command.
+/// Parses the command line and runs the command with the built-in scalers.
 pub fn main() -> ExitCode {
+    main_with_registry(scalers::registry())
+}
+
+/// Parses the command line and runs the command with the scalers of `registry`.
+///
+/// This is how a custom build adds its own scalers: start from `scalers::registry()`, register
+/// your factories, and call this from `main`.
+///
+/// ```no_run
+/// fn main() -> std::process::ExitCode {
+///     let mut registry = scalers::registry();
+///     // registry.register(my_scaler::MyFactory);
+///     kedge::cli::main_with_registry(registry)
+/// }
+/// ```
+pub fn main_with_registry(registry: Registry) -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Crd(args) => crd(args),
         Command::Check(args) => match runtime() {
-            Ok(rt) => rt.block_on(check(args)),
+            Ok(rt) => rt.block_on(check(args, &registry)),
             Err(code) => code,
         },
         Command::Run => not_yet("kedge run"),
@@ -148,7 +165,7 @@ fn crd(args: CrdArgs) -> ExitCode {
     }
 }
 
-async fn check(args: CheckArgs) -> ExitCode {
+async fn check(args: CheckArgs, registry: &Registry) -> ExitCode {
     let mut inventory = Inventory::default();
     for file in &args.files {
         let text = if file == "-" {
@@ -176,8 +193,7 @@ async fn check(args: CheckArgs) -> ExitCode {
         },
         timeout: Some(Duration::from_millis(args.timeout_ms)),
     };
-    let registry = scalers::registry();
-    let reports = check::check(&inventory, &registry, &options).await;
+    let reports = check::check(&inventory, registry, &options).await;
     match args.output {
         Output::Json => println!("{}", check::render_json(&reports)),
         Output::Table => print!("{}", check::render_table(&reports)),
