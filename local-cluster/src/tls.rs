@@ -1,0 +1,80 @@
+//! TLS material: a fresh self-signed CA per cluster and a server certificate it signs for the
+//! loopback names, so kubectl and kube-rs verify the server through the kubeconfig's
+//! `certificate-authority-data` instead of skipping verification.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose,
+};
+use rustls::ServerConfig;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+
+use crate::error::Error;
+
+/// Generated certificates.
+pub struct TlsMaterial {
+    /// PEM of the CA certificate (goes into the kubeconfig).
+    pub ca_pem: String,
+    /// The rustls server configuration.
+    pub server_config: Arc<ServerConfig>,
+}
+
+impl std::fmt::Debug for TlsMaterial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsMaterial").finish_non_exhaustive()
+    }
+}
+
+/// Generate a CA and a server certificate for `localhost`, `127.0.0.1`, `::1` and `bind_ip`.
+pub fn generate(bind_ip: IpAddr) -> Result<TlsMaterial, Error> {
+    let ca_key = KeyPair::generate()?;
+    let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, "kedge local-cluster CA");
+    ca_params.distinguished_name = dn;
+    let ca_cert = ca_params.self_signed(&ca_key)?;
+    let issuer = Issuer::new(ca_params, ca_key);
+
+    let mut names = vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+    ];
+    if !bind_ip.is_unspecified() && !names.contains(&bind_ip.to_string()) {
+        names.push(bind_ip.to_string());
+    }
+    let server_key = KeyPair::generate()?;
+    let mut params = CertificateParams::new(names)?;
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, "kedge-local-cluster");
+    params.distinguished_name = dn;
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let server_cert = params.signed_by(&server_key, &issuer)?;
+
+    let chain = vec![CertificateDer::from(server_cert.der().to_vec())];
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server_key.serialize_der()));
+    let mut config =
+        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()?
+            .with_no_client_auth()
+            .with_single_cert(chain, key)?;
+    // HTTP/1.1 only: every client we serve speaks it, and watches stream fine over it.
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(TlsMaterial {
+        ca_pem: ca_cert.pem(),
+        server_config: Arc::new(config),
+    })
+}
