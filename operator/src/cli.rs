@@ -25,10 +25,14 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the operator and the metrics adapter against a cluster (in-cluster or kubeconfig).
-    Run,
+    /// Run the operator and the metrics adapter against a cluster (in-cluster or KUBECONFIG).
+    Run(crate::run::RunArgs),
     /// Run kedge on an embedded local cluster, with kubectl access and a live view.
-    Dev(DevArgs),
+    ///
+    /// Never touches a real cluster: starts the embedded API server, installs the CRDs, writes
+    /// a kubeconfig for kubectl, applies examples/, runs the operator, and prints what scales
+    /// and why.
+    Dev(crate::dev::DevArgs),
     /// Validate ScaledObjects offline and show the HPA kedge would create for each.
     ///
     /// Reads multi-document YAML holding ScaledObjects and what they reference
@@ -41,16 +45,6 @@ enum Command {
     Check(CheckArgs),
     /// Print the CustomResourceDefinitions kedge serves (KEDA's keda.sh/v1alpha1 CRDs).
     Crd(CrdArgs),
-}
-
-#[derive(Debug, Args)]
-struct DevArgs {
-    /// Start only the embedded API server and its simulated controllers.
-    #[arg(long)]
-    cluster_only: bool,
-    /// Where to write the kubeconfig of the embedded cluster.
-    #[arg(long, default_value = ".kedge/kubeconfig")]
-    kubeconfig: PathBuf,
 }
 
 #[derive(Clone, Copy, Debug, Default, ValueEnum)]
@@ -123,11 +117,26 @@ pub fn main_with_registry(registry: Registry) -> ExitCode {
             Ok(rt) => rt.block_on(check(args, &registry)),
             Err(code) => code,
         },
-        Command::Run => not_yet("kedge run"),
-        Command::Dev(args) => {
-            let _ = (args.cluster_only, args.kubeconfig);
-            not_yet("kedge dev")
-        }
+        Command::Run(args) => match runtime() {
+            Ok(rt) => match rt.block_on(crate::run::run(args, registry)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("kedge run: {e}");
+                    ExitCode::FAILURE
+                }
+            },
+            Err(code) => code,
+        },
+        Command::Dev(args) => match runtime() {
+            Ok(rt) => match rt.block_on(crate::dev::run(args, registry)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("kedge dev: {e}");
+                    ExitCode::FAILURE
+                }
+            },
+            Err(code) => code,
+        },
     }
 }
 
@@ -139,14 +148,6 @@ fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
             eprintln!("kedge: cannot start the async runtime: {e}");
             ExitCode::from(2)
         })
-}
-
-fn not_yet(what: &str) -> ExitCode {
-    eprintln!(
-        "{what}: not yet available in this build. The operator, the metrics adapter and the \
-         embedded local cluster are being built; `kedge check` and `kedge crd` work today."
-    );
-    ExitCode::from(2)
 }
 
 fn crd(args: CrdArgs) -> ExitCode {

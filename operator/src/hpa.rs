@@ -2,6 +2,11 @@
 //! bounds and metrics (External metrics from the scalers, Resource metrics for cpu/memory
 //! triggers, or one `composite-metric` with scalingModifiers).
 
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::autoscaling::v2::{self, HorizontalPodAutoscaler};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity as K8sQuantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use scaler_core::{MetricSpec, MetricTarget, MetricTargetType};
 use serde::Serialize;
 
@@ -159,6 +164,190 @@ pub fn plan(
     })
 }
 
+/// Label every ScaledObject carries and every External metric selects on.
+pub const SCALED_OBJECT_NAME_LABEL: &str = "scaledobject.keda.sh/name";
+/// Annotation listing ScaledObject labels not copied to the HPA.
+pub const HPA_EXCLUDED_LABELS_ANNOTATION: &str = "scaledobject.keda.sh/hpa-excluded-labels";
+
+/// Where the HPA points: the scale target as resolved at reconcile.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TargetRef {
+    /// `group/version` (or `v1`).
+    pub api_version: String,
+    /// Kind.
+    pub kind: String,
+    /// Name.
+    pub name: String,
+}
+
+/// KEDA's label value for the HPA name: at most 63 characters, trailing non-alphanumerics trimmed.
+fn label_value(s: &str) -> String {
+    let cut: String = s.chars().take(63).collect();
+    cut.trim_end_matches(|c: char| !c.is_ascii_alphanumeric())
+        .to_owned()
+}
+
+fn external_metric(m: &PlannedMetric, so_name: &str) -> v2::MetricSpec {
+    let q = Some(K8sQuantity(m.target.clone()));
+    let target = match m.target_type.as_str() {
+        "Value" => v2::MetricTarget {
+            type_: "Value".into(),
+            value: q,
+            ..Default::default()
+        },
+        _ => v2::MetricTarget {
+            type_: "AverageValue".into(),
+            average_value: q,
+            ..Default::default()
+        },
+    };
+    v2::MetricSpec {
+        type_: "External".into(),
+        external: Some(v2::ExternalMetricSource {
+            metric: v2::MetricIdentifier {
+                name: m.name.clone(),
+                selector: Some(LabelSelector {
+                    match_labels: Some(BTreeMap::from([(
+                        SCALED_OBJECT_NAME_LABEL.to_owned(),
+                        so_name.to_owned(),
+                    )])),
+                    ..Default::default()
+                }),
+            },
+            target,
+        }),
+        ..Default::default()
+    }
+}
+
+fn resource_target(m: &PlannedMetric) -> v2::MetricTarget {
+    if m.target_type == "Utilization" {
+        v2::MetricTarget {
+            type_: "Utilization".into(),
+            average_utilization: m.target.parse().ok(),
+            ..Default::default()
+        }
+    } else {
+        v2::MetricTarget {
+            type_: "AverageValue".into(),
+            average_value: Some(K8sQuantity(m.target.clone())),
+            ..Default::default()
+        }
+    }
+}
+
+fn metric_spec(m: &PlannedMetric, so_name: &str) -> v2::MetricSpec {
+    match m.kind {
+        "Resource" => v2::MetricSpec {
+            type_: "Resource".into(),
+            resource: Some(v2::ResourceMetricSource {
+                name: m.name.clone(),
+                target: resource_target(m),
+            }),
+            ..Default::default()
+        },
+        "ContainerResource" => v2::MetricSpec {
+            type_: "ContainerResource".into(),
+            container_resource: Some(v2::ContainerResourceMetricSource {
+                name: m.name.clone(),
+                container: m.container.clone().unwrap_or_default(),
+                target: resource_target(m),
+            }),
+            ..Default::default()
+        },
+        _ => external_metric(m, so_name),
+    }
+}
+
+/// The HorizontalPodAutoscaler object for `plan`, shaped as KEDA shapes it: labels (the
+/// ScaledObject's, minus `hpa-excluded-labels`, plus `app.kubernetes.io/*`), the ScaledObject's
+/// annotations, External metrics selecting `scaledobject.keda.sh/name=<so>`, `behavior` passed
+/// through with `paused-scale-in`/`-out` mapped to `selectPolicy: Disabled`, and the
+/// ScaledObject as controlling owner.
+pub fn to_hpa(
+    plan: &HpaPlan,
+    so: &ScaledObject,
+    target: &TargetRef,
+    paused_scale_in: bool,
+    paused_scale_out: bool,
+) -> HorizontalPodAutoscaler {
+    let so_name = so.metadata.name.clone().unwrap_or_default();
+    let annotations = so.metadata.annotations.clone().unwrap_or_default();
+    let excluded: Vec<&str> = annotations
+        .get(HPA_EXCLUDED_LABELS_ANNOTATION)
+        .map(|v| v.split(',').map(str::trim).collect())
+        .unwrap_or_default();
+    let mut labels: BTreeMap<String, String> = so
+        .metadata
+        .labels
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(k, _)| !excluded.contains(&k.as_str()))
+        .collect();
+    labels.insert("app.kubernetes.io/name".into(), label_value(&plan.name));
+    labels.insert(
+        "app.kubernetes.io/version".into(),
+        env!("CARGO_PKG_VERSION").into(),
+    );
+    labels.insert("app.kubernetes.io/part-of".into(), so_name.clone());
+    // KEDA's value, kept so existing dashboards and selectors keep matching.
+    labels.insert(
+        "app.kubernetes.io/managed-by".into(),
+        "keda-operator".into(),
+    );
+
+    let mut behavior = so.spec.hpa_behavior().cloned();
+    if paused_scale_in || paused_scale_out {
+        let b = behavior.get_or_insert_with(Default::default);
+        if paused_scale_in {
+            b.scale_down
+                .get_or_insert_with(Default::default)
+                .select_policy = Some("Disabled".into());
+        }
+        if paused_scale_out {
+            b.scale_up
+                .get_or_insert_with(Default::default)
+                .select_policy = Some("Disabled".into());
+        }
+    }
+
+    HorizontalPodAutoscaler {
+        metadata: ObjectMeta {
+            name: Some(plan.name.clone()),
+            namespace: so.metadata.namespace.clone(),
+            labels: Some(labels),
+            annotations: (!annotations.is_empty()).then_some(annotations),
+            owner_references: Some(vec![OwnerReference {
+                api_version: crate::crd::API_VERSION.into(),
+                kind: "ScaledObject".into(),
+                name: so_name.clone(),
+                uid: so.metadata.uid.clone().unwrap_or_default(),
+                controller: Some(true),
+                block_owner_deletion: Some(true),
+            }]),
+            ..Default::default()
+        },
+        spec: v2::HorizontalPodAutoscalerSpec {
+            scale_target_ref: v2::CrossVersionObjectReference {
+                api_version: Some(target.api_version.clone()),
+                kind: target.kind.clone(),
+                name: target.name.clone(),
+            },
+            min_replicas: Some(plan.min_replicas),
+            max_replicas: plan.max_replicas,
+            metrics: Some(
+                plan.metrics
+                    .iter()
+                    .map(|m| metric_spec(m, &so_name))
+                    .collect(),
+            ),
+            behavior,
+        },
+        status: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -241,6 +430,61 @@ mod tests {
             err.starts_with("metricName s0-x defined multiple times"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn hpa_object_is_shaped_as_keda_shapes_it() {
+        let mut s = so(
+            "  maxReplicaCount: 7\n  advanced: {horizontalPodAutoscalerConfig: {behavior: {scaleDown: {stabilizationWindowSeconds: 60}}}}\n",
+            CRON,
+        );
+        s.metadata.namespace = Some("shop".into());
+        s.metadata.uid = Some("uid-1".into());
+        s.metadata.labels = Some(BTreeMap::from([
+            ("team".to_owned(), "a".to_owned()),
+            ("secret-label".to_owned(), "x".to_owned()),
+        ]));
+        s.metadata.annotations = Some(BTreeMap::from([(
+            HPA_EXCLUDED_LABELS_ANNOTATION.to_owned(),
+            "secret-label".to_owned(),
+        )]));
+        let p = plan(&s, &[ext("s0-x", MetricTargetType::Value, 3.0)], vec![])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let target = TargetRef {
+            api_version: "apps/v1".into(),
+            kind: "Deployment".into(),
+            name: "web".into(),
+        };
+        let hpa = to_hpa(&p, &s, &target, true, false);
+        let v = serde_json::to_value(&hpa).unwrap_or_default();
+        assert_eq!(v["metadata"]["name"], "keda-hpa-web");
+        assert_eq!(v["metadata"]["labels"]["team"], "a");
+        assert_eq!(v["metadata"]["labels"].get("secret-label"), None);
+        assert_eq!(v["metadata"]["labels"]["app.kubernetes.io/part-of"], "web");
+        assert_eq!(v["metadata"]["ownerReferences"][0]["kind"], "ScaledObject");
+        assert_eq!(v["metadata"]["ownerReferences"][0]["controller"], true);
+        assert_eq!(v["spec"]["minReplicas"], 1);
+        assert_eq!(v["spec"]["maxReplicas"], 7);
+        let m = &v["spec"]["metrics"][0];
+        assert_eq!(m["type"], "External");
+        assert_eq!(m["external"]["metric"]["name"], "s0-x");
+        assert_eq!(
+            m["external"]["metric"]["selector"]["matchLabels"]["scaledobject.keda.sh/name"],
+            "web"
+        );
+        assert_eq!(
+            m["external"]["target"],
+            serde_json::json!({"type": "Value", "value": "3"})
+        );
+        assert_eq!(
+            v["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"],
+            60
+        );
+        assert_eq!(
+            v["spec"]["behavior"]["scaleDown"]["selectPolicy"],
+            "Disabled"
+        );
+        assert_eq!(v["spec"]["behavior"].get("scaleUp"), None);
     }
 
     #[test]

@@ -339,6 +339,105 @@ pub fn resolve_auth(
     out
 }
 
+/// Objects held in memory, keyed by namespace and name: what `kedge check` read from files, or
+/// what the operator fetched for one reconcile.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    secrets: BTreeMap<(String, String), Arc<K8sSecret>>,
+    config_maps: BTreeMap<(String, String), Arc<ConfigMap>>,
+    trigger_auths: BTreeMap<(String, String), Arc<TriggerAuthentication>>,
+    cluster_trigger_auths: BTreeMap<String, Arc<ClusterTriggerAuthentication>>,
+    /// (namespace, kind, name) → (apiVersion, pod template)
+    workloads: BTreeMap<(String, String, String), (String, PodTemplateSpec)>,
+}
+
+fn key(namespace: &str, name: &str) -> (String, String) {
+    (namespace.to_owned(), name.to_owned())
+}
+
+fn group_of(api_version: &str) -> &str {
+    api_version.rsplit_once('/').map(|(g, _)| g).unwrap_or("")
+}
+
+impl Snapshot {
+    /// Adds a Secret.
+    pub fn insert_secret(&mut self, namespace: &str, name: &str, secret: Arc<K8sSecret>) {
+        self.secrets.insert(key(namespace, name), secret);
+    }
+    /// Adds a ConfigMap.
+    pub fn insert_config_map(&mut self, namespace: &str, name: &str, cm: Arc<ConfigMap>) {
+        self.config_maps.insert(key(namespace, name), cm);
+    }
+    /// Adds a TriggerAuthentication.
+    pub fn insert_trigger_authentication(
+        &mut self,
+        namespace: &str,
+        name: &str,
+        ta: Arc<TriggerAuthentication>,
+    ) {
+        self.trigger_auths.insert(key(namespace, name), ta);
+    }
+    /// Adds a ClusterTriggerAuthentication.
+    pub fn insert_cluster_trigger_authentication(
+        &mut self,
+        name: &str,
+        cta: Arc<ClusterTriggerAuthentication>,
+    ) {
+        self.cluster_trigger_auths.insert(name.to_owned(), cta);
+    }
+    /// Adds a workload's pod template.
+    pub fn insert_workload(
+        &mut self,
+        namespace: &str,
+        api_version: &str,
+        kind: &str,
+        name: &str,
+        template: PodTemplateSpec,
+    ) {
+        self.workloads.insert(
+            (namespace.to_owned(), kind.to_owned(), name.to_owned()),
+            (api_version.to_owned(), template),
+        );
+    }
+}
+
+impl ObjectSource for Snapshot {
+    fn secret(&self, namespace: &str, name: &str) -> Option<Arc<K8sSecret>> {
+        self.secrets.get(&key(namespace, name)).cloned()
+    }
+
+    fn config_map(&self, namespace: &str, name: &str) -> Option<Arc<ConfigMap>> {
+        self.config_maps.get(&key(namespace, name)).cloned()
+    }
+
+    fn trigger_authentication(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Option<Arc<TriggerAuthentication>> {
+        self.trigger_auths.get(&key(namespace, name)).cloned()
+    }
+
+    fn cluster_trigger_authentication(
+        &self,
+        name: &str,
+    ) -> Option<Arc<ClusterTriggerAuthentication>> {
+        self.cluster_trigger_auths.get(name).cloned()
+    }
+
+    fn pod_template(&self, namespace: &str, target: &ScaleTarget) -> Option<PodTemplateSpec> {
+        let k = (
+            namespace.to_owned(),
+            target.kind().to_owned(),
+            target.name.clone(),
+        );
+        self.workloads
+            .get(&k)
+            .filter(|(api_version, _)| group_of(api_version) == group_of(target.api_version()))
+            .map(|(_, template)| template.clone())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -428,7 +527,7 @@ stringData: {pw: from-keda-namespace}
 
     #[test]
     fn env_of_the_named_container_with_env_from_and_overrides() {
-        let inv = inventory();
+        let inv = inventory().objects;
         let env = resolve_env(&inv, "shop", &target(Some("app"))).unwrap_or_default();
         let v = &env.vars;
         assert_eq!(get(v, "PLAIN"), Some(" literal "));
@@ -442,7 +541,7 @@ stringData: {pw: from-keda-namespace}
 
     #[test]
     fn first_container_by_default_and_unknown_container_is_an_error() {
-        let inv = inventory();
+        let inv = inventory().objects;
         let env = resolve_env(&inv, "shop", &target(None)).unwrap_or_default();
         assert_eq!(get(&env.vars, "ONLY_IN_SIDECAR"), Some("x"));
         let err = resolve_env(&inv, "shop", &target(Some("nope"))).err();
@@ -466,7 +565,7 @@ stringData: {pw: from-keda-namespace}
 
     #[test]
     fn trigger_authentication_sources() {
-        let inv = inventory();
+        let inv = inventory().objects;
         let env = resolve_env(&inv, "shop", &target(Some("app"))).unwrap_or_default();
         let auth = resolve_auth(
             &inv,
@@ -497,7 +596,7 @@ stringData: {pw: from-keda-namespace}
 
     #[test]
     fn cluster_trigger_authentication_reads_the_cluster_object_namespace() {
-        let inv = inventory();
+        let inv = inventory().objects;
         let env = ResolvedEnv::default();
         let t = trigger("{name: cta, kind: ClusterTriggerAuthentication}");
         let auth = resolve_auth(&inv, &ResolveSettings::default(), "shop", &t, &env);
@@ -511,7 +610,7 @@ stringData: {pw: from-keda-namespace}
 
     #[test]
     fn missing_trigger_authentication_leaves_params_empty_with_a_warning() {
-        let inv = inventory();
+        let inv = inventory().objects;
         let auth = resolve_auth(
             &inv,
             &ResolveSettings::default(),

@@ -1,7 +1,6 @@
 //! Reading the manifests `kedge check` is given: multi-document YAML holding ScaledObjects and
 //! the objects they reference.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{ConfigMap, PodTemplateSpec, Secret};
@@ -10,7 +9,7 @@ use serde_json::Value;
 use serde_saphyr::Spanned;
 
 use crate::crd::{ClusterTriggerAuthentication, ScaleTarget, TriggerAuthentication};
-use crate::resolve::ObjectSource;
+use crate::resolve::{ObjectSource, Snapshot};
 
 /// Where a document came from, for messages.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,19 +46,13 @@ pub struct ScaledObjectDoc {
     pub value: Value,
 }
 
-type Key = (String, String);
-
 /// Everything read from the input files, indexed for resolution.
 #[derive(Default)]
 pub struct Inventory {
     /// ScaledObjects in input order.
     pub scaled_objects: Vec<ScaledObjectDoc>,
-    secrets: BTreeMap<Key, Arc<Secret>>,
-    config_maps: BTreeMap<Key, Arc<ConfigMap>>,
-    trigger_auths: BTreeMap<Key, Arc<TriggerAuthentication>>,
-    cluster_trigger_auths: BTreeMap<String, Arc<ClusterTriggerAuthentication>>,
-    /// (namespace, kind, name) → (apiVersion, pod template)
-    workloads: BTreeMap<(String, String, String), (String, PodTemplateSpec)>,
+    /// The objects they may reference.
+    pub objects: Snapshot,
 }
 
 impl Inventory {
@@ -134,19 +127,23 @@ impl Inventory {
             }),
             ("keda.sh", "TriggerAuthentication") => {
                 let ta: TriggerAuthentication = typed(&origin, kind, value)?;
-                self.trigger_auths.insert((namespace, name), Arc::new(ta));
+                self.objects
+                    .insert_trigger_authentication(&namespace, &name, Arc::new(ta));
             }
             ("keda.sh", "ClusterTriggerAuthentication") => {
                 let cta: ClusterTriggerAuthentication = typed(&origin, kind, value)?;
-                self.cluster_trigger_auths.insert(name, Arc::new(cta));
+                self.objects
+                    .insert_cluster_trigger_authentication(&name, Arc::new(cta));
             }
             ("", "Secret") => {
                 let secret: Secret = typed(&origin, kind, value)?;
-                self.secrets.insert((namespace, name), Arc::new(secret));
+                self.objects
+                    .insert_secret(&namespace, &name, Arc::new(secret));
             }
             ("", "ConfigMap") => {
                 let cm: ConfigMap = typed(&origin, kind, value)?;
-                self.config_maps.insert((namespace, name), Arc::new(cm));
+                self.objects
+                    .insert_config_map(&namespace, &name, Arc::new(cm));
             }
             _ => {
                 // Any workload with a pod template (Deployment, StatefulSet, custom kinds) can
@@ -154,10 +151,8 @@ impl Inventory {
                 if let Some(template) = value.get("spec").and_then(|s| s.get("template")) {
                     let template: PodTemplateSpec =
                         typed(&origin, &format!("{kind} pod template"), template.clone())?;
-                    self.workloads.insert(
-                        (namespace, kind.to_owned(), name),
-                        (api_version.to_owned(), template),
-                    );
+                    self.objects
+                        .insert_workload(&namespace, api_version, kind, &name, template);
                 }
             }
         }
@@ -166,7 +161,7 @@ impl Inventory {
 
     /// Whether the scale target of a ScaledObject is in the input.
     pub fn has_workload(&self, namespace: &str, target: &ScaleTarget) -> bool {
-        self.pod_template(namespace, target).is_some()
+        self.objects.pod_template(namespace, target).is_some()
     }
 }
 
@@ -184,53 +179,6 @@ fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or(s)
 }
 
-fn group_of(api_version: &str) -> &str {
-    api_version.rsplit_once('/').map(|(g, _)| g).unwrap_or("")
-}
-
-impl ObjectSource for Inventory {
-    fn secret(&self, namespace: &str, name: &str) -> Option<Arc<Secret>> {
-        self.secrets
-            .get(&(namespace.to_owned(), name.to_owned()))
-            .cloned()
-    }
-
-    fn config_map(&self, namespace: &str, name: &str) -> Option<Arc<ConfigMap>> {
-        self.config_maps
-            .get(&(namespace.to_owned(), name.to_owned()))
-            .cloned()
-    }
-
-    fn trigger_authentication(
-        &self,
-        namespace: &str,
-        name: &str,
-    ) -> Option<Arc<TriggerAuthentication>> {
-        self.trigger_auths
-            .get(&(namespace.to_owned(), name.to_owned()))
-            .cloned()
-    }
-
-    fn cluster_trigger_authentication(
-        &self,
-        name: &str,
-    ) -> Option<Arc<ClusterTriggerAuthentication>> {
-        self.cluster_trigger_auths.get(name).cloned()
-    }
-
-    fn pod_template(&self, namespace: &str, target: &ScaleTarget) -> Option<PodTemplateSpec> {
-        let key = (
-            namespace.to_owned(),
-            target.kind().to_owned(),
-            target.name.clone(),
-        );
-        self.workloads
-            .get(&key)
-            .filter(|(api_version, _)| group_of(api_version) == group_of(target.api_version()))
-            .map(|(_, template)| template.clone())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,7 +191,7 @@ mod tests {
             Ok(()) => {}
             Err(e) => panic!("{e}"),
         }
-        assert!(inv.secret("ns", "s").is_some());
+        assert!(inv.objects.secret("ns", "s").is_some());
         assert_eq!(inv.scaled_objects.len(), 1);
         let so = &inv.scaled_objects[0];
         assert_eq!((so.namespace.as_str(), so.name.as_str()), ("default", "so"));

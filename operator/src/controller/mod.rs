@@ -1,0 +1,246 @@
+//! The ScaledObject reconciler: validate, resolve, build scalers, own the HPA, start polling.
+//!
+//! Shaped like kube-rs's controller-rs: a small `reconcile` wrapped in the finalizer helper
+//! (`finalizer.keda.sh`, KEDA's), typed errors, and watches feeding in-memory indexes
+//! (TriggerAuthentications in a reflector store; Secrets and ConfigMaps watched by metadata only,
+//! mapped back to the ScaledObjects that read them through [`Dependencies`]).
+
+mod deps;
+mod reconcile;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::api::Api;
+use kube::core::PartialObjectMeta;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::Recorder;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt as _, watcher};
+use kube::{Client, ResourceExt as _};
+use scaler_core::Registry;
+use tracing::{info, warn};
+
+pub use deps::Dependencies;
+
+use crate::crd::{ClusterTriggerAuthentication, ScaledObject, TriggerAuthentication};
+use crate::resolve::ResolveSettings;
+use crate::runtime::Runtimes;
+use crate::scale_loop::ScaleLoopHandle;
+use crate::status::StatusWriter;
+use crate::target::Discovery;
+use crate::telemetry::Metrics;
+
+/// The finalizer KEDA puts on ScaledObjects; kedge uses the same so the two hand over cleanly.
+pub const FINALIZER: &str = "finalizer.keda.sh";
+
+/// Settings of the reconciler.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Auth resolution settings.
+    pub resolve: ResolveSettings,
+    /// Timeout of calls to data sources (`KEDA_HTTP_DEFAULT_TIMEOUT`).
+    pub timeout: Duration,
+    /// Namespace to watch; `None` watches all.
+    pub namespace: Option<String>,
+    /// How often a healthy ScaledObject is reconciled again even without changes.
+    pub resync: Duration,
+}
+
+/// What the reconciler shares.
+pub struct Context {
+    /// API client.
+    pub client: Client,
+    /// Trigger type → scaler factory.
+    pub registry: Registry,
+    /// Settings.
+    pub settings: Settings,
+    /// Kind → API resource cache.
+    pub discovery: Discovery,
+    /// Per-object runtimes, shared with the scale loop and the adapter.
+    pub runtimes: Runtimes,
+    /// The scale loop.
+    pub scale_loop: ScaleLoopHandle,
+    /// Event recorder.
+    pub recorder: Recorder,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// TriggerAuthentications.
+    pub trigger_auths: Store<TriggerAuthentication>,
+    /// ClusterTriggerAuthentications.
+    pub cluster_trigger_auths: Store<ClusterTriggerAuthentication>,
+    /// ScaledObjects (the controller's own cache), for the one-per-workload checks.
+    pub scaled_objects: Store<ScaledObject>,
+    /// Who reads what.
+    pub deps: Dependencies,
+    /// Status writers by object, shared with the scale loop through the runtimes.
+    pub writers:
+        std::sync::Mutex<std::collections::HashMap<crate::runtime::ObjectKey, Arc<StatusWriter>>>,
+}
+
+/// A reconcile failure that is retried.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The API server refused or failed a request.
+    #[error("kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// Adding or removing the finalizer failed.
+    #[error("finalizer: {0}")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+}
+
+impl Error {
+    fn label(&self) -> &'static str {
+        match self {
+            Error::Kube(_) => "kube",
+            Error::Finalizer(_) => "finalizer",
+        }
+    }
+}
+
+fn api_for<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// What the controller is wired to.
+pub struct Wiring {
+    /// API client.
+    pub client: Client,
+    /// Trigger type → scaler factory.
+    pub registry: Registry,
+    /// Settings.
+    pub settings: Settings,
+    /// Per-object runtimes, shared with the scale loop and the adapter.
+    pub runtimes: Runtimes,
+    /// The scale loop.
+    pub scale_loop: ScaleLoopHandle,
+    /// Event recorder.
+    pub recorder: Recorder,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+}
+
+/// Builds the controller's watches and runs it until `shutdown` resolves.
+pub async fn run(
+    wiring: Wiring,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let Wiring {
+        client,
+        registry,
+        settings,
+        runtimes,
+        scale_loop,
+        recorder,
+        metrics,
+    } = wiring;
+    let ns = settings.namespace.clone();
+    let so_api: Api<ScaledObject> = api_for(&client, ns.as_deref());
+    let hpa_api: Api<HorizontalPodAutoscaler> = api_for(&client, ns.as_deref());
+    let ta_api: Api<TriggerAuthentication> = api_for(&client, ns.as_deref());
+    let cta_api: Api<ClusterTriggerAuthentication> = Api::all(client.clone());
+    let secret_api: Api<PartialObjectMeta<Secret>> = api_for(&client, ns.as_deref());
+    let cm_api: Api<PartialObjectMeta<ConfigMap>> = api_for(&client, ns.as_deref());
+
+    let (ta_store, ta_writer) = reflector::store();
+    let (cta_store, cta_writer) = reflector::store();
+    let ta_stream = reflector::reflector(ta_writer, watcher(ta_api, watcher::Config::default()))
+        .default_backoff()
+        .touched_objects();
+    let cta_stream = reflector::reflector(cta_writer, watcher(cta_api, watcher::Config::default()))
+        .default_backoff()
+        .touched_objects();
+    // Secrets and ConfigMaps: metadata only (values are fetched when a dependent reconciles),
+    // so memory follows what ScaledObjects use, not how many Secrets the cluster has.
+    let secret_stream = watcher(secret_api, watcher::Config::default())
+        .default_backoff()
+        .touched_objects();
+    let cm_stream = watcher(cm_api, watcher::Config::default())
+        .default_backoff()
+        .touched_objects();
+
+    let controller = Controller::new(so_api, watcher::Config::default());
+    let ctx = Arc::new(Context {
+        client,
+        registry,
+        settings,
+        discovery: Discovery::default(),
+        runtimes,
+        scale_loop,
+        recorder,
+        metrics,
+        trigger_auths: ta_store,
+        cluster_trigger_auths: cta_store,
+        scaled_objects: controller.store(),
+        deps: Dependencies::default(),
+        writers: Default::default(),
+    });
+    let (c1, c2, c3, c4) = (
+        Arc::clone(&ctx),
+        Arc::clone(&ctx),
+        Arc::clone(&ctx),
+        Arc::clone(&ctx),
+    );
+    controller
+        .owns(
+            hpa_api,
+            watcher::Config::default().labels("app.kubernetes.io/managed-by=keda-operator"),
+        )
+        .watches_stream(ta_stream, move |ta| {
+            c1.deps.dependents(
+                "TriggerAuthentication",
+                &ta.namespace().unwrap_or_default(),
+                &ta.name_any(),
+            )
+        })
+        .watches_stream(cta_stream, move |cta| {
+            c2.deps
+                .dependents("ClusterTriggerAuthentication", "", &cta.name_any())
+        })
+        .watches_stream(secret_stream, move |s| {
+            c3.deps
+                .dependents("Secret", &s.namespace().unwrap_or_default(), &s.name_any())
+        })
+        .watches_stream(cm_stream, move |cm| {
+            c4.deps.dependents(
+                "ConfigMap",
+                &cm.namespace().unwrap_or_default(),
+                &cm.name_any(),
+            )
+        })
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile::reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            match result {
+                Ok((obj, _)) => tracing::debug!(object = %obj, "reconciled"),
+                Err(e) => warn!("reconcile: {e}"),
+            }
+        })
+        .await;
+    info!("controller stopped");
+}
+
+fn error_policy(so: Arc<ScaledObject>, error: &Error, ctx: Arc<Context>) -> Action {
+    warn!(
+        scaledobject = %format!("{}/{}", so.namespace().unwrap_or_default(), so.name_any()),
+        "reconcile failed, retrying: {error}"
+    );
+    ctx.metrics
+        .reconciles
+        .get_or_create(&crate::telemetry::result_labels(error.label()))
+        .inc();
+    Action::requeue(Duration::from_secs(10))
+}

@@ -1,0 +1,289 @@
+//! `kedge run`: the operator (and, from the adapter work on, the metrics adapter) in one process.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use kube::Client;
+use kube::runtime::events::{Recorder, Reporter};
+use scaler_core::Registry;
+use tokio::sync::watch;
+use tracing::{error, info};
+
+use crate::controller::{self, Settings};
+use crate::leader::{self, LeaseSettings};
+use crate::resolve::ResolveSettings;
+use crate::runtime::Runtimes;
+use crate::scale_loop::{self, PollContext};
+use crate::telemetry::Metrics;
+
+/// Settings of `kedge run`, from flags and the environment variables KEDA users know.
+#[derive(Clone, Debug, clap::Args)]
+pub struct RunArgs {
+    /// Namespace to watch; empty watches all namespaces.
+    #[arg(long, env = "WATCH_NAMESPACE", default_value = "")]
+    pub watch_namespace: String,
+    /// Namespace kedge runs in (leader-election Lease, ClusterTriggerAuthentication objects).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "keda")]
+    pub pod_namespace: String,
+    /// Namespace whose Secrets and ConfigMaps ClusterTriggerAuthentications read; defaults to
+    /// the pod's namespace.
+    #[arg(long, env = "KEDA_CLUSTER_OBJECT_NAMESPACE")]
+    pub cluster_object_namespace: Option<String>,
+    /// Timeout of calls to data sources, in milliseconds.
+    #[arg(
+        long,
+        env = "KEDA_HTTP_DEFAULT_TIMEOUT",
+        default_value_t = 3000,
+        value_name = "MS"
+    )]
+    pub http_timeout_ms: u64,
+    /// Address of `/metrics`, `/healthz` and `/readyz`.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    pub metrics_bind_address: SocketAddr,
+    /// Elect a leader among replicas on a Lease; only the leader reconciles and scales.
+    #[arg(long, default_value_t = false)]
+    pub leader_elect: bool,
+    /// Name of the leader-election Lease.
+    #[arg(long, default_value = "kedge-operator")]
+    pub leader_election_id: String,
+    /// This replica's identity in the election (default: hostname).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+    /// Polls that may run at once.
+    #[arg(long, default_value_t = scale_loop::DEFAULT_CONCURRENCY)]
+    pub max_concurrent_polls: usize,
+    /// Seconds between full re-reconciles of an unchanged ScaledObject.
+    #[arg(long, default_value_t = 300)]
+    pub resync_seconds: u64,
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = crate::telemetry::LogFormat::Text)]
+    pub log_format: crate::telemetry::LogFormat,
+}
+
+/// Why `kedge run` could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// No cluster configuration.
+    #[error("cannot configure a Kubernetes client (in-cluster or KUBECONFIG): {0}")]
+    Client(#[source] kube::Error),
+    /// The metrics address is taken.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// Address.
+        addr: SocketAddr,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+struct Health {
+    metrics: prometheus_client::registry::Registry,
+    ready: watch::Receiver<bool>,
+}
+
+async fn serve_metrics(
+    addr: SocketAddr,
+    health: Arc<Health>,
+) -> Result<tokio::task::JoinHandle<()>, RunError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| RunError::Bind { addr, source })?;
+    let h1 = Arc::clone(&health);
+    let h2 = Arc::clone(&health);
+    let app = Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let h = Arc::clone(&h1);
+                async move {
+                    let mut body = String::new();
+                    match prometheus_client::encoding::text::encode(&mut body, &h.metrics) {
+                        Ok(()) => (
+                            [(
+                                header::CONTENT_TYPE,
+                                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                            )],
+                            body,
+                        )
+                            .into_response(),
+                        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+                    }
+                }
+            }),
+        )
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/livez", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let h = Arc::clone(&h2);
+                async move {
+                    if *h.ready.borrow() {
+                        (StatusCode::OK, "ok")
+                    } else {
+                        (StatusCode::SERVICE_UNAVAILABLE, "starting")
+                    }
+                }
+            }),
+        );
+    let addr = listener.local_addr().unwrap_or(addr);
+    info!(%addr, "serving /metrics, /healthz, /readyz");
+    Ok(tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            error!("metrics server: {e}");
+        }
+    }))
+}
+
+fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|s| s.trim().to_owned())
+        })
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| format!("kedge-{}", std::process::id()))
+}
+
+/// Runs kedge against the cluster `client` talks to, until Ctrl-C or SIGTERM.
+pub async fn run_with_client(
+    client: Client,
+    args: RunArgs,
+    registry: Registry,
+) -> Result<(), RunError> {
+    let mut prom = prometheus_client::registry::Registry::default();
+    let metrics = Arc::new(Metrics::new(&mut prom));
+    let (ready_tx, ready_rx) = watch::channel(false);
+    let _server = serve_metrics(
+        args.metrics_bind_address,
+        Arc::new(Health {
+            metrics: prom,
+            ready: ready_rx,
+        }),
+    )
+    .await?;
+
+    let identity = args.identity.clone().unwrap_or_else(hostname);
+    let (leading_tx, mut leading_rx) = watch::channel(!args.leader_elect);
+    if args.leader_elect {
+        let settings = LeaseSettings::new(&args.pod_namespace, &args.leader_election_id, &identity);
+        tokio::spawn(leader::run(client.clone(), settings, leading_tx));
+    }
+    let _ = ready_tx.send(true);
+
+    let settings = Settings {
+        resolve: ResolveSettings {
+            cluster_object_namespace: args
+                .cluster_object_namespace
+                .clone()
+                .unwrap_or_else(|| args.pod_namespace.clone()),
+        },
+        timeout: Duration::from_millis(args.http_timeout_ms),
+        namespace: Some(args.watch_namespace.clone()).filter(|n| !n.is_empty()),
+        resync: Duration::from_secs(args.resync_seconds.max(10)),
+    };
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "kedge".into(),
+            instance: Some(identity.clone()),
+        },
+    );
+
+    let mut shutdown = Box::pin(shutdown_signal());
+    loop {
+        // Followers wait here; a leader runs until it loses the lease or is told to stop.
+        while !*leading_rx.borrow() {
+            tokio::select! {
+                _ = &mut shutdown => return Ok(()),
+                changed = leading_rx.changed() => if changed.is_err() { return Ok(()) },
+            }
+        }
+        info!(%identity, "leading: starting the controller and the scale loop");
+        let runtimes = Runtimes::default();
+        let scale_loop = scale_loop::spawn(
+            runtimes.clone(),
+            Arc::new(PollContext {
+                recorder: recorder.clone(),
+                metrics: Arc::clone(&metrics),
+                timeout: settings.timeout,
+            }),
+            args.max_concurrent_polls,
+        );
+        let (stop_tx, mut stop_rx) = watch::channel(false);
+        let controller = tokio::spawn(controller::run(
+            controller::Wiring {
+                client: client.clone(),
+                registry: registry.clone(),
+                settings: settings.clone(),
+                runtimes: runtimes.clone(),
+                scale_loop: scale_loop.clone(),
+                recorder: recorder.clone(),
+                metrics: Arc::clone(&metrics),
+            },
+            async move {
+                let _ = stop_rx.wait_for(|stop| *stop).await;
+            },
+        ));
+        let stop_writing = |runtimes: Runtimes, scale_loop: scale_loop::ScaleLoopHandle| async move {
+            for rt in runtimes.all() {
+                scale_loop.unschedule(rt.key.clone());
+                if let Some(rt) = runtimes.remove(&rt.key) {
+                    rt.close().await;
+                }
+            }
+        };
+        tokio::select! {
+            _ = &mut shutdown => {
+                let _ = stop_tx.send(true);
+                stop_writing(runtimes, scale_loop).await;
+                let _ = tokio::time::timeout(Duration::from_secs(5), controller).await;
+                return Ok(());
+            }
+            _ = leading_rx.wait_for(|leading| !*leading) => {
+                // Stop writing at once: another replica may be about to take over.
+                controller.abort();
+                stop_writing(runtimes, scale_loop).await;
+                info!(%identity, "lost the lease: stopped reconciling and scaling");
+            }
+        }
+    }
+}
+
+/// Runs kedge with the client configured from the environment.
+pub async fn run(args: RunArgs, registry: Registry) -> Result<(), RunError> {
+    crate::telemetry::init_logging(args.log_format);
+    let client = Client::try_default().await.map_err(RunError::Client)?;
+    run_with_client(client, args, registry).await
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,499 @@
+//! The operator end to end: the real `kedge` binary against `local-cluster`, through the
+//! Kubernetes API only, as a user would see it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use chrono::{Timelike as _, Utc};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::events::v1::Event;
+use kedge::crd::ScaledObject;
+use kedge_e2e::{Cluster, eventually};
+use kube::Client;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use serde_json::{Value, json};
+
+const NS: &str = "default";
+const MINUTE: Duration = Duration::from_secs(60);
+
+async fn deployment(client: &Client, name: &str, replicas: i32) {
+    let api: Api<Deployment> = Api::namespaced(client.clone(), NS);
+    let d: Deployment = serde_json::from_value(json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {"metadata": {"labels": {"app": name}},
+                         "spec": {"containers": [{"name": "app", "image": "busybox"}]}}
+        }
+    }))
+    .unwrap();
+    api.create(&PostParams::default(), &d).await.unwrap();
+}
+
+async fn replicas(client: &Client, name: &str) -> i32 {
+    let api: Api<Deployment> = Api::namespaced(client.clone(), NS);
+    api.get_scale(name)
+        .await
+        .ok()
+        .and_then(|s| s.spec.and_then(|s| s.replicas))
+        .unwrap_or(-1)
+}
+
+/// A cron window that is open now and closes at the next minute boundary (or the one after,
+/// when this one is too close), or one that is closed now and for the next half hour.
+fn window(open_now: bool) -> (String, String) {
+    let now = Utc::now();
+    let m = now.minute();
+    if open_now {
+        let end = if now.second() < 40 {
+            (m + 1) % 60
+        } else {
+            (m + 2) % 60
+        };
+        (format!("{m} * * * *"), format!("{end} * * * *"))
+    } else {
+        (
+            format!("{} * * * *", (m + 30) % 60),
+            format!("{} * * * *", (m + 31) % 60),
+        )
+    }
+}
+
+async fn scaled_object(
+    client: &Client,
+    name: &str,
+    extra_spec: Value,
+    trigger: Value,
+) -> ScaledObject {
+    let mut spec = json!({
+        "scaleTargetRef": {"name": name},
+        "pollingInterval": 1,
+        "cooldownPeriod": 2,
+        "maxReplicaCount": 4,
+        "triggers": [trigger],
+    });
+    if let (Some(s), Some(extra)) = (spec.as_object_mut(), extra_spec.as_object()) {
+        s.extend(extra.clone());
+    }
+    let so: ScaledObject = serde_json::from_value(json!({
+        "apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": spec,
+    }))
+    .unwrap();
+    let api: Api<ScaledObject> = Api::namespaced(client.clone(), NS);
+    api.create(&PostParams::default(), &so).await.unwrap()
+}
+
+fn cron(open_now: bool, desired: &str) -> Value {
+    let (start, end) = window(open_now);
+    json!({"type": "cron", "metadata": {"timezone": "Etc/UTC", "start": start, "end": end, "desiredReplicas": desired}})
+}
+
+async fn get_so(client: &Client, name: &str) -> Option<ScaledObject> {
+    Api::<ScaledObject>::namespaced(client.clone(), NS)
+        .get_opt(name)
+        .await
+        .ok()
+        .flatten()
+}
+
+fn condition(so: &ScaledObject, type_: &str) -> Option<(String, String, String)> {
+    so.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == type_)
+        .map(|c| {
+            (
+                c.status.clone(),
+                c.reason.clone().unwrap_or_default(),
+                c.message.clone().unwrap_or_default(),
+            )
+        })
+}
+
+async fn events_for(client: &Client, name: &str) -> Vec<(String, String)> {
+    let api: Api<Event> = Api::namespaced(client.clone(), NS);
+    api.list(&ListParams::default())
+        .await
+        .map(|l| {
+            l.items
+                .into_iter()
+                .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+                .map(|e| (e.reason.unwrap_or_default(), e.note.unwrap_or_default()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn hpa(client: &Client, name: &str) -> Option<HorizontalPodAutoscaler> {
+    Api::<HorizontalPodAutoscaler>::namespaced(client.clone(), NS)
+        .get_opt(name)
+        .await
+        .ok()
+        .flatten()
+}
+
+#[tokio::test]
+async fn cron_window_scales_from_zero_and_back_after_cooldown() {
+    let c = Cluster::start("cron").await;
+    let kedge = c.run_kedge("kedge", &[]);
+    deployment(&c.client, "web", 0).await;
+    let (start, end) = window(true);
+    let trigger = json!({"type": "cron", "metadata": {"timezone": "Etc/UTC", "start": start, "end": end, "desiredReplicas": "3"}});
+    scaled_object(&c.client, "web", json!({}), trigger).await;
+
+    // The HPA, shaped as KEDA shapes it.
+    let h = eventually(MINUTE, "HPA keda-hpa-web", || {
+        hpa(&c.client, "keda-hpa-web")
+    })
+    .await;
+    let spec = serde_json::to_value(&h.spec).unwrap();
+    assert_eq!(spec["minReplicas"], 1);
+    assert_eq!(spec["maxReplicas"], 4);
+    assert_eq!(
+        spec["scaleTargetRef"],
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"})
+    );
+    let metric = &spec["metrics"][0]["external"];
+    let expected_name = format!(
+        "s0-cron-Etc-UTC-{}-{}",
+        start.replace(' ', "").replace('*', "x"),
+        end.replace(' ', "").replace('*', "x")
+    );
+    assert_eq!(metric["metric"]["name"], expected_name);
+    assert_eq!(
+        metric["metric"]["selector"]["matchLabels"]["scaledobject.keda.sh/name"],
+        "web"
+    );
+    assert_eq!(
+        metric["target"],
+        json!({"type": "AverageValue", "averageValue": "1"})
+    );
+    assert_eq!(
+        h.metadata.owner_references.as_ref().unwrap()[0].kind,
+        "ScaledObject"
+    );
+
+    // The window is open: kedge activates the workload itself (the HPA never scales from 0).
+    eventually(MINUTE, "scale 0 → 1", || async {
+        (replicas(&c.client, "web").await == 1).then_some(())
+    })
+    .await;
+    let so = eventually(MINUTE, "Active=True", || async {
+        get_so(&c.client, "web")
+            .await
+            .filter(|so| condition(so, "Active").is_some_and(|c| c.0 == "True"))
+    })
+    .await;
+    assert_eq!(condition(&so, "Ready").unwrap().1, "ScaledObjectReady");
+    assert!(so.status.as_ref().unwrap().last_active_time.is_some());
+    assert_eq!(
+        so.labels()
+            .get("scaledobject.keda.sh/name")
+            .map(String::as_str),
+        Some("web")
+    );
+    eventually(MINUTE, "KEDAScaleTargetActivated event", || async {
+        events_for(&c.client, "web")
+            .await
+            .into_iter()
+            .find(|(r, n)| r == "KEDAScaleTargetActivated" && n.contains("from 0 to 1"))
+    })
+    .await;
+
+    // The window closes at the next minute boundary; after the 2 s cooldown, back to zero.
+    eventually(3 * MINUTE, "scale 1 → 0", || async {
+        (replicas(&c.client, "web").await == 0).then_some(())
+    })
+    .await;
+    eventually(MINUTE, "KEDAScaleTargetDeactivated event", || async {
+        events_for(&c.client, "web")
+            .await
+            .into_iter()
+            .find(|(r, _)| r == "KEDAScaleTargetDeactivated")
+    })
+    .await;
+    let so = get_so(&c.client, "web").await.unwrap();
+    assert_eq!(
+        condition(&so, "Active").unwrap().0,
+        "False",
+        "{}",
+        kedge.output()
+    );
+}
+
+use kube::ResourceExt as _;
+
+#[tokio::test]
+async fn pause_paused_replicas_and_unpause() {
+    let c = Cluster::start("pause").await;
+    let _kedge = c.run_kedge("kedge", &[]);
+    deployment(&c.client, "worker", 0).await;
+    scaled_object(&c.client, "worker", json!({}), cron(false, "2")).await;
+    eventually(MINUTE, "HPA", || hpa(&c.client, "keda-hpa-worker")).await;
+
+    let api: Api<ScaledObject> = Api::namespaced(c.client.clone(), NS);
+    let annotate = |v: Value| {
+        let api = api.clone();
+        async move {
+            api.patch(
+                "worker",
+                &PatchParams::default(),
+                &Patch::Merge(&json!({"metadata": {"annotations": v}})),
+            )
+            .await
+            .unwrap();
+        }
+    };
+
+    annotate(json!({"autoscaling.keda.sh/paused-replicas": "2"})).await;
+    eventually(MINUTE, "paused at 2 replicas", || async {
+        (replicas(&c.client, "worker").await == 2).then_some(())
+    })
+    .await;
+    let so = eventually(MINUTE, "Paused=True", || async {
+        get_so(&c.client, "worker")
+            .await
+            .filter(|so| condition(so, "Paused").is_some_and(|c| c.0 == "True"))
+    })
+    .await;
+    assert_eq!(so.status.as_ref().unwrap().paused_replica_count, Some(2));
+    eventually(MINUTE, "HPA deleted while paused", || async {
+        hpa(&c.client, "keda-hpa-worker")
+            .await
+            .is_none()
+            .then_some(())
+    })
+    .await;
+
+    annotate(json!({"autoscaling.keda.sh/paused-replicas": null})).await;
+    let so = eventually(MINUTE, "Paused=False", || async {
+        get_so(&c.client, "worker")
+            .await
+            .filter(|so| condition(so, "Paused").is_some_and(|c| c.0 == "False"))
+    })
+    .await;
+    assert_eq!(condition(&so, "Paused").unwrap().1, "ScaledObjectUnpaused");
+    eventually(MINUTE, "HPA back", || hpa(&c.client, "keda-hpa-worker")).await;
+    // Inactive trigger, no lastActiveTime, initialCooldownPeriod 0: back to zero.
+    eventually(MINUTE, "scaled to 0 after unpause", || async {
+        (replicas(&c.client, "worker").await == 0).then_some(())
+    })
+    .await;
+
+    // A full pause freezes the replicas where they are.
+    Api::<Deployment>::namespaced(c.client.clone(), NS)
+        .patch_scale(
+            "worker",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"replicas": 3}})),
+        )
+        .await
+        .unwrap();
+    annotate(json!({"autoscaling.keda.sh/paused": "true"})).await;
+    eventually(MINUTE, "HPA deleted", || async {
+        hpa(&c.client, "keda-hpa-worker")
+            .await
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        replicas(&c.client, "worker").await,
+        3,
+        "a paused object is not scaled"
+    );
+}
+
+#[tokio::test]
+async fn deleting_restores_the_original_replica_count() {
+    let c = Cluster::start("restore").await;
+    let _kedge = c.run_kedge("kedge", &[]);
+    deployment(&c.client, "api", 3).await;
+    scaled_object(
+        &c.client,
+        "api",
+        json!({"advanced": {"restoreToOriginalReplicaCount": true}}),
+        cron(false, "2"),
+    )
+    .await;
+    eventually(MINUTE, "originalReplicaCount=3", || async {
+        get_so(&c.client, "api")
+            .await
+            .filter(|so| so.status.as_ref().and_then(|s| s.original_replica_count) == Some(3))
+    })
+    .await;
+    eventually(MINUTE, "scaled to 0 (inactive)", || async {
+        (replicas(&c.client, "api").await == 0).then_some(())
+    })
+    .await;
+
+    Api::<ScaledObject>::namespaced(c.client.clone(), NS)
+        .delete("api", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually(MINUTE, "ScaledObject gone (finalizer removed)", || async {
+        get_so(&c.client, "api").await.is_none().then_some(())
+    })
+    .await;
+    assert_eq!(replicas(&c.client, "api").await, 3);
+    assert!(hpa(&c.client, "keda-hpa-api").await.is_none());
+}
+
+#[tokio::test]
+async fn an_invalid_object_is_reported_and_does_not_disturb_a_valid_one() {
+    let c = Cluster::start("invalid").await;
+    let _kedge = c.run_kedge("kedge", &[]);
+    deployment(&c.client, "good", 0).await;
+    deployment(&c.client, "bad", 0).await;
+    scaled_object(
+        &c.client,
+        "bad",
+        json!({}),
+        json!({"type": "carrier-pigeon", "metadata": {"loft": "north"}}),
+    )
+    .await;
+    scaled_object(&c.client, "good", json!({}), cron(true, "2")).await;
+
+    let so = eventually(MINUTE, "bad: Ready=False", || async {
+        get_so(&c.client, "bad")
+            .await
+            .filter(|so| condition(so, "Ready").is_some_and(|c| c.0 == "False"))
+    })
+    .await;
+    let (_, reason, message) = condition(&so, "Ready").unwrap();
+    assert_eq!(reason, "ScaledObjectCheckFailed");
+    assert!(
+        message.contains("no scaler found for type: carrier-pigeon"),
+        "{message}"
+    );
+    eventually(MINUTE, "ScaledObjectCheckFailed event", || async {
+        events_for(&c.client, "bad")
+            .await
+            .into_iter()
+            .find(|(r, n)| r == "ScaledObjectCheckFailed" && n.contains("carrier-pigeon"))
+    })
+    .await;
+    eventually(MINUTE, "good: scaled 0 → 1", || async {
+        (replicas(&c.client, "good").await == 1).then_some(())
+    })
+    .await;
+    assert_eq!(replicas(&c.client, "bad").await, 0);
+}
+
+#[tokio::test]
+async fn leader_failover_between_two_processes() {
+    let c = Cluster::start("leader").await;
+    let args = ["--leader-elect", "--leader-election-id", "kedge-e2e"];
+    let a = c.run_kedge("a", &[&args[..], &["--identity", "a"]].concat());
+    let b = c.run_kedge("b", &[&args[..], &["--identity", "b"]].concat());
+    let leases: Api<Lease> = Api::namespaced(c.client.clone(), NS);
+    let holder = |leases: Api<Lease>| async move {
+        leases
+            .get_opt("kedge-e2e")
+            .await
+            .ok()
+            .flatten()
+            .and_then(|l| l.spec.and_then(|s| s.holder_identity))
+    };
+    let first = eventually(MINUTE, "a leader", || holder(leases.clone())).await;
+    let (leader, follower, other) = if first == "a" {
+        (a, b, "b")
+    } else {
+        (b, a, "a")
+    };
+
+    deployment(&c.client, "one", 0).await;
+    scaled_object(&c.client, "one", json!({}), cron(false, "2")).await;
+    eventually(MINUTE, "HPA from the leader", || {
+        hpa(&c.client, "keda-hpa-one")
+    })
+    .await;
+
+    // Freeze the leader: the other replica takes the lease over once it expires (15 s).
+    leader.signal("STOP");
+    eventually(MINUTE, "failover", || async {
+        holder(leases.clone()).await.filter(|h| h == other)
+    })
+    .await;
+    deployment(&c.client, "two", 0).await;
+    scaled_object(&c.client, "two", json!({}), cron(false, "2")).await;
+    eventually(MINUTE, "HPA from the new leader", || {
+        hpa(&c.client, "keda-hpa-two")
+    })
+    .await;
+
+    // The old leader wakes up, finds the lease taken, and stops writing at once.
+    leader.signal("CONT");
+    eventually(MINUTE, "old leader steps down", || async {
+        let out = leader.output();
+        (out.contains("stepping down") || out.contains("lost the lease")).then_some(())
+    })
+    .await;
+    assert!(
+        !follower.output().contains("stepping down"),
+        "{}",
+        follower.output()
+    );
+}
+
+#[tokio::test]
+async fn metrics_and_health_endpoints_use_keda_names() {
+    let c = Cluster::start("metrics").await;
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let addr = format!("127.0.0.1:{port}");
+    let _kedge = c.run_kedge("kedge", &["--metrics-bind-address", &addr]);
+    deployment(&c.client, "m", 0).await;
+    scaled_object(&c.client, "m", json!({}), cron(true, "2")).await;
+    eventually(MINUTE, "scale 0 → 1", || async {
+        (replicas(&c.client, "m").await == 1).then_some(())
+    })
+    .await;
+    let get = |path: &'static str| {
+        let addr = addr.clone();
+        async move {
+            let out = std::process::Command::new("curl")
+                .args([
+                    "-s",
+                    "-o",
+                    "-",
+                    "-w",
+                    "\n%{http_code}",
+                    &format!("http://{addr}{path}"),
+                ])
+                .output()
+                .ok()?;
+            Some(String::from_utf8_lossy(&out.stdout).into_owned())
+        }
+    };
+    let metrics = eventually(MINUTE, "/metrics with scaler values", || async {
+        get("/metrics")
+            .await
+            .filter(|m| m.contains("keda_scaler_metrics_value{"))
+    })
+    .await;
+    for name in [
+        "keda_scaler_active{",
+        "keda_scaler_metrics_latency_seconds{",
+        "keda_internal_scale_loop_latency_seconds{",
+        "kedge_scale_loop_lag_seconds_bucket",
+        "kedge_reconcile_duration_seconds_bucket",
+    ] {
+        assert!(metrics.contains(name), "{name} missing from:\n{metrics}");
+    }
+    assert!(metrics.contains("scaledObject=\"m\""), "{metrics}");
+    assert!(get("/healthz").await.unwrap().ends_with("200"));
+    assert!(get("/readyz").await.unwrap().ends_with("200"));
+}
