@@ -121,7 +121,7 @@ pub use naming::{metric_name_with_index, normalize_metric_name};
 pub use params::{FromParam, ParamReader, ParamSpec, ScalerParams, Source};
 pub use quantity::Quantity;
 pub use registry::Registry;
-pub use scaler::{Scaler, ScalerFactory};
+pub use scaler::{ActivityStream, Scaler, ScalerFactory};
 pub use secret::Secret;
 pub use shared::SharedClients;
 
@@ -131,3 +131,7 @@ pub use scaler_core_derive::ScalerParams;
 
 /// Re-exported so scaler crates use the same `async_trait` as the traits.
 pub use async_trait::async_trait;
+
+/// Re-exported so push scalers can implement `Stream` for [`ActivityStream`] without another
+/// dependency.
+pub use futures_core;

@@ -1,5 +1,7 @@
 //! The [`Scaler`] and [`ScalerFactory`] traits.
 
+use std::pin::Pin;
+
 use async_trait::async_trait;
 
 use crate::{MetricSpec, MetricsAndActivity, ParamSpec, ScalerConfig, ScalerError};
@@ -28,7 +30,65 @@ pub trait Scaler: Send + Sync {
     /// Releases what the scaler holds. Called once when the ScaledObject changes or goes away;
     /// dropping the scaler must also be safe.
     async fn close(&self) {}
+
+    /// Activity changes pushed by the source, for scalers that can push (KEDA's
+    /// `external-push`). `None`, the default, means the scaler is only polled.
+    ///
+    /// Each `true` asks kedge to evaluate the ScaledObject now instead of at the next
+    /// `pollingInterval` (as KEDA does, a pushed `false` only tells that the source went idle;
+    /// scaling to zero still waits for a poll and the cooldown). Each call opens a new
+    /// subscription, so call it once per scaler and keep polling the stream; it ends when the
+    /// scaler is closed. A scaler that reconnects on errors does so inside the stream.
+    ///
+    /// ```
+    /// use std::pin::Pin;
+    /// use std::task::{Context, Poll};
+    /// use scaler_core::futures_core::Stream;
+    /// use scaler_core::{ActivityStream, MetricSpec, MetricsAndActivity, Scaler, ScalerError};
+    ///
+    /// /// A scaler told about activity by another task, through a channel.
+    /// struct Pushed(std::sync::Mutex<Option<tokio::sync::mpsc::Receiver<bool>>>);
+    ///
+    /// /// The receiving end of the channel as a `Stream`.
+    /// struct Changes(tokio::sync::mpsc::Receiver<bool>);
+    /// impl Stream for Changes {
+    ///     type Item = bool;
+    ///     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<bool>> {
+    ///         self.0.poll_recv(cx)
+    ///     }
+    /// }
+    ///
+    /// #[scaler_core::async_trait]
+    /// impl Scaler for Pushed {
+    ///     async fn metric_specs(&self) -> Result<Vec<MetricSpec>, ScalerError> { Ok(vec![]) }
+    ///     async fn metrics_and_activity(&self, _: &str) -> Result<MetricsAndActivity, ScalerError> {
+    ///         Ok(MetricsAndActivity::default())
+    ///     }
+    ///     fn activity_changes(&self) -> Option<ActivityStream> {
+    ///         let rx = self.0.lock().ok()?.take()?; // a single subscriber in this example
+    ///         Some(Box::pin(Changes(rx)))
+    ///     }
+    /// }
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let (tx, rx) = tokio::sync::mpsc::channel(8);
+    /// let scaler = Pushed(std::sync::Mutex::new(Some(rx)));
+    /// let mut changes = scaler.activity_changes().expect("a push scaler");
+    /// tx.send(true).await.unwrap();
+    /// let next = std::future::poll_fn(|cx| changes.as_mut().poll_next(cx)).await;
+    /// assert_eq!(next, Some(true));
+    /// # });
+    /// ```
+    fn activity_changes(&self) -> Option<ActivityStream> {
+        None
+    }
 }
+
+/// A stream of activity changes pushed by a scaler ([`Scaler::activity_changes`]).
+///
+/// This is the same type as `futures::stream::BoxStream<'static, bool>`, so anything built
+/// with `futures` or `tokio-stream` can be returned with `Box::pin(stream)`.
+pub type ActivityStream = Pin<Box<dyn futures_core::Stream<Item = bool> + Send + 'static>>;
 
 /// Builds scalers for one or more trigger types.
 ///

@@ -32,6 +32,9 @@ struct KitchenSink {
     r#limit: i64,
     #[param(skip)]
     trigger_index: usize,
+    /// An alias alone keeps the field's own name first.
+    #[param(optional, alias = "legacyMode")]
+    mode: String,
 }
 
 impl KitchenSink {
@@ -63,6 +66,7 @@ fn defaults_names_and_types() {
             custom_headers: BTreeMap::new(),
             limit: -1,
             trigger_index: 0,
+            mode: String::new(),
         }
     );
 }
@@ -142,7 +146,8 @@ fn table_is_public_for_tools() {
             "password",
             "timeout",
             "customHeaders",
-            "limit"
+            "limit",
+            "mode"
         ]
     );
     assert_eq!(KitchenSink::PARAMS[0].doc, "Broker address.");
@@ -151,6 +156,7 @@ fn table_is_public_for_tools() {
         [Source::TriggerMetadata, Source::ResolvedEnv]
     );
     assert_eq!(KitchenSink::PARAMS[1].names, ["value", "queueLength"]);
+    assert_eq!(KitchenSink::PARAMS[9].names, ["mode", "legacyMode"]);
 }
 
 #[test]

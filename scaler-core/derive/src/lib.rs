@@ -21,6 +21,9 @@ pub fn derive_scaler_params(input: TokenStream) -> TokenStream {
 
 #[derive(Default)]
 struct ParamAttr {
+    /// `name = ...`, if given.
+    name: Option<String>,
+    /// `alias = ...`, in order.
     names: Vec<String>,
     order: Vec<Ident>,
     optional: bool,
@@ -60,11 +63,13 @@ fn expand(input: &DeriveInput) -> syn::Result<Tokens> {
             continue;
         }
         let index = specs.len();
-        let names = if attr.names.is_empty() {
-            vec![camel_case(&ident.to_string())]
-        } else {
-            attr.names.clone()
-        };
+        // The name (explicit, else the field's in camelCase) comes first, then the aliases.
+        let mut names = vec![
+            attr.name
+                .clone()
+                .unwrap_or_else(|| camel_case(&ident.to_string())),
+        ];
+        names.extend(attr.names.iter().cloned());
         let order = if attr.order.is_empty() {
             vec![format_ident!("TriggerMetadata")]
         } else {
@@ -171,7 +176,7 @@ fn field_attr(attrs: &[Attribute]) -> syn::Result<ParamAttr> {
             if path.is_ident("name") || path.is_ident("alias") {
                 let lit: LitStr = meta.value()?.parse()?;
                 if path.is_ident("name") {
-                    out.names.insert(0, lit.value());
+                    out.name = Some(lit.value());
                 } else {
                     out.names.push(lit.value());
                 }
