@@ -6,7 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kedge/target}"
-cargo build --release --locked -p kedge -p kedge-e2e --example bench-scale-loop
+cargo build --release --locked -p kedge --bin kedge
+cargo build --release --locked -p kedge-e2e --example bench-scale-loop
 sizes=("$@")
 [ ${#sizes[@]} -eq 0 ] && sizes=(1000 10000)
 echo "| ScaledObjects | pollingInterval | polls measured | kedge RSS | CPU s/min | lag p50 | lag p99 | lag max | local-cluster RSS |"

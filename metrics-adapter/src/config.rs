@@ -1,0 +1,119 @@
+//! Plain configuration of the adapter's listeners. The operator fills these from its flags
+//! (`--cert-file`, `--key-file`, `--secure-port`, …); everything has a default that is safe for
+//! a cluster (authentication and authorization on).
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The external-metrics HTTPS server.
+#[derive(Debug, Clone)]
+pub struct AdapterConfig {
+    /// Where to listen. Default `0.0.0.0:6443` (KEDA's `--secure-port`; the Service maps 443 to
+    /// it).
+    pub bind: SocketAddr,
+    /// The serving certificate.
+    pub tls: ServingTls,
+    /// How long one provider call (one HPA read) may take before the HPA gets a `504 Timeout`
+    /// Status. Default 10 s, below the HPA client's own timeout, so the HPA always gets an
+    /// answer it can show.
+    pub provider_timeout: Duration,
+    /// How long a TLS handshake may take before the connection is dropped. Default 10 s.
+    pub handshake_timeout: Duration,
+}
+
+impl Default for AdapterConfig {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 6443),
+            tls: ServingTls::default(),
+            provider_timeout: Duration::from_secs(10),
+            handshake_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Where the serving certificate comes from.
+#[derive(Debug, Clone)]
+pub enum ServingTls {
+    /// A certificate generated at start, self-signed, for these DNS names / IP addresses. The
+    /// APIService then needs `insecureSkipTLSVerify: true` or the generated certificate as
+    /// `caBundle` ([`crate::AdapterServer::serving_cert_pem`]).
+    SelfSigned {
+        /// Subject alternative names.
+        names: Vec<String>,
+    },
+    /// PEM files (`--cert-file`, `--key-file`), re-read when they change.
+    Files {
+        /// Certificate chain, leaf first.
+        cert_file: PathBuf,
+        /// Private key.
+        key_file: PathBuf,
+    },
+}
+
+impl Default for ServingTls {
+    fn default() -> Self {
+        ServingTls::SelfSigned {
+            names: vec!["localhost".into(), "127.0.0.1".into()],
+        }
+    }
+}
+
+/// TLS of the gRPC link between replicas: TLS 1.3, both sides present certificates that chain to
+/// the same CA.
+#[derive(Debug, Clone)]
+pub enum GrpcTls {
+    /// Certificate, key and CA bundle files (as KEDA's `ca.crt`, `tls.crt`, `tls.key`), re-read
+    /// when they change. The certificate must be usable for both server and client
+    /// authentication and name [`GrpcConfig::server_name`].
+    Files {
+        /// CA bundle the peer's certificate must chain to.
+        ca_file: PathBuf,
+        /// This replica's certificate chain.
+        cert_file: PathBuf,
+        /// Its private key.
+        key_file: PathBuf,
+    },
+    /// A CA shared by all replicas (e.g. one Secret): each replica signs itself a fresh
+    /// certificate for [`GrpcConfig::server_name`] at start.
+    SharedCa {
+        /// The CA certificate, PEM.
+        ca_cert_pem: String,
+        /// The CA private key, PEM.
+        ca_key_pem: String,
+    },
+}
+
+/// The gRPC link: the leader serves it, followers call it.
+#[derive(Debug, Clone)]
+pub struct GrpcConfig {
+    /// Where the leader's gRPC server listens. Default `0.0.0.0:9666` (KEDA's metrics service
+    /// port).
+    pub bind: SocketAddr,
+    /// TLS material.
+    pub tls: GrpcTls,
+    /// The name every replica's certificate carries and followers verify (KEDA's
+    /// `--metrics-service-grpc-authority`): leaders are reached by pod IP, which no certificate
+    /// names. Default `kedge-metrics-service`.
+    pub server_name: String,
+    /// Timeout of one forwarded read, connection included. Default 3 s (KEDA's client).
+    pub request_timeout: Duration,
+    /// How old a last known value may be and still be served when the leader cannot be
+    /// reached. Default 2 min: long enough to ride out a leader election (15 s lease) and a
+    /// restart, short enough that the HPA does not act on a picture of the past for long.
+    pub staleness_bound: Duration,
+}
+
+impl GrpcConfig {
+    /// Defaults with the given TLS material.
+    pub fn new(tls: GrpcTls) -> Self {
+        Self {
+            bind: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 9666),
+            tls,
+            server_name: "kedge-metrics-service".into(),
+            request_timeout: Duration::from_secs(3),
+            staleness_bound: Duration::from_secs(120),
+        }
+    }
+}
