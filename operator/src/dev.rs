@@ -250,6 +250,7 @@ pub async fn run(args: DevArgs, registry: Registry) -> Result<(), DevError> {
         identity: Some("kedge-dev".into()),
         max_concurrent_polls: crate::scale_loop::DEFAULT_CONCURRENCY,
         resync_seconds: 300,
+        max_concurrent_reconciles: 20,
         log_format: args.log_format,
     };
     let view_client = client.clone();

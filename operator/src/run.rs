@@ -57,6 +57,13 @@ pub struct RunArgs {
     /// Polls that may run at once.
     #[arg(long, default_value_t = scale_loop::DEFAULT_CONCURRENCY)]
     pub max_concurrent_polls: usize,
+    /// Reconciles that may run at once (KEDA's default is 5, which is slow to start at scale).
+    #[arg(
+        long,
+        env = "KEDA_SCALEDOBJECT_CTRL_MAX_RECONCILES",
+        default_value_t = 20
+    )]
+    pub max_concurrent_reconciles: u16,
     /// Seconds between full re-reconciles of an unchanged ScaledObject.
     #[arg(long, default_value_t = 300)]
     pub resync_seconds: u64,
@@ -190,6 +197,7 @@ pub async fn run_with_client(
         timeout: Duration::from_millis(args.http_timeout_ms),
         namespace: Some(args.watch_namespace.clone()).filter(|n| !n.is_empty()),
         resync: Duration::from_secs(args.resync_seconds.max(10)),
+        max_concurrent_reconciles: args.max_concurrent_reconciles,
     };
     let recorder = Recorder::new(
         client.clone(),

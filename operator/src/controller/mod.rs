@@ -48,6 +48,9 @@ pub struct Settings {
     pub namespace: Option<String>,
     /// How often a healthy ScaledObject is reconciled again even without changes.
     pub resync: Duration,
+    /// Reconciles that may run at once (`KEDA_SCALEDOBJECT_CTRL_MAX_RECONCILES`). Bounded so a
+    /// start with thousands of objects does not open thousands of API connections at once.
+    pub max_concurrent_reconciles: u16,
 }
 
 /// What the reconciler shares.
@@ -172,7 +175,10 @@ pub async fn run(
         .default_backoff()
         .touched_objects();
 
-    let controller = Controller::new(so_api, watcher::Config::default());
+    let controller = Controller::new(so_api, watcher::Config::default()).with_config(
+        kube::runtime::controller::Config::default()
+            .concurrency(settings.max_concurrent_reconciles.max(1)),
+    );
     let ctx = Arc::new(Context {
         client,
         registry,

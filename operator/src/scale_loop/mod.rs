@@ -59,8 +59,9 @@ impl ScaleLoopHandle {
 }
 
 /// How many polls may run at once. Polls mostly wait on the network, so this bounds open
-/// connections and API writes rather than CPU.
-pub const DEFAULT_CONCURRENCY: usize = 256;
+/// connections and API writes rather than CPU: 10,000 objects at a 30 s interval are 333 polls
+/// a second, about 4 in flight at 10 ms each.
+pub const DEFAULT_CONCURRENCY: usize = 64;
 
 /// Starts the scale loop; it runs until every handle is dropped.
 pub fn spawn(runtimes: Runtimes, ctx: Arc<PollContext>, concurrency: usize) -> ScaleLoopHandle {
