@@ -497,3 +497,39 @@ async fn metrics_and_health_endpoints_use_keda_names() {
     assert!(get("/healthz").await.unwrap().ends_with("200"));
     assert!(get("/readyz").await.unwrap().ends_with("200"));
 }
+
+#[tokio::test]
+async fn pod_identity_is_recorded_and_said_in_an_event() {
+    let c = Cluster::start("podidentity").await;
+    let _kedge = c.run_kedge("kedge", &[]);
+    deployment(&c.client, "aws", 0).await;
+    let ta: kedge::crd::TriggerAuthentication = serde_json::from_value(json!({
+        "apiVersion": "keda.sh/v1alpha1", "kind": "TriggerAuthentication",
+        "metadata": {"name": "irsa", "namespace": NS},
+        "spec": {"podIdentity": {"provider": "aws"}}
+    }))
+    .unwrap();
+    Api::<kedge::crd::TriggerAuthentication>::namespaced(c.client.clone(), NS)
+        .create(&PostParams::default(), &ta)
+        .await
+        .unwrap();
+    let mut trigger = cron(false, "2");
+    trigger["authenticationRef"] = json!({"name": "irsa"});
+    scaled_object(&c.client, "aws", json!({}), trigger).await;
+    let (_, note) = eventually(MINUTE, "KEDAScalerInfo event", || async {
+        events_for(&c.client, "aws")
+            .await
+            .into_iter()
+            .find(|(r, _)| r == "KEDAScalerInfo")
+    })
+    .await;
+    assert!(
+        note.contains("podIdentity provider aws is recorded"),
+        "{note}"
+    );
+    let so = get_so(&c.client, "aws").await.unwrap();
+    assert_eq!(
+        so.status.unwrap().authentications_types.as_deref(),
+        Some("irsa")
+    );
+}

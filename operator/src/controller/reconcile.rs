@@ -368,6 +368,7 @@ async fn apply(so: Arc<ScaledObject>, ctx: &Context) -> Result<Action, Error> {
     // Configurations of every non-resource trigger, and their fingerprint.
     let mut configs = Vec::new();
     let mut resource_metrics = Vec::new();
+    let mut pod_identities: BTreeSet<String> = BTreeSet::new();
     let mut hasher = DefaultHasher::new();
     for (index, trigger) in so.spec.triggers.iter().enumerate() {
         let id = TriggerId {
@@ -386,6 +387,9 @@ async fn apply(so: Arc<ScaledObject>, ctx: &Context) -> Result<Action, Error> {
             resolve::resolve_auth(&snapshot, &ctx.settings.resolve, namespace, trigger, &env);
         for w in &auth.warnings {
             warn!(scaledobject = %key, "{id}: {w}");
+        }
+        if let Some(provider) = &auth.pod_identity {
+            pod_identities.insert(provider.clone());
         }
         let cfg = ScalerConfig {
             trigger: id,
@@ -619,6 +623,21 @@ async fn apply(so: Arc<ScaledObject>, ctx: &Context) -> Result<Action, Error> {
             tokio::spawn(async move { old.close().await });
         }
         info!(scaledobject = %key, "scalers built");
+        // Pod identities are accepted (manifests stay unchanged) but kedge resolves no cloud
+        // identity itself: say so once per build, as an Event a user sees in `kubectl describe`.
+        if !pod_identities.is_empty() {
+            let providers = pod_identities.into_iter().collect::<Vec<_>>().join(",");
+            publish(
+                ctx,
+                &so,
+                EventType::Normal,
+                "KEDAScalerInfo",
+                format!(
+                    "podIdentity provider {providers} is recorded, but kedge resolves no cloud identity: scalers use their default credential chain"
+                ),
+            )
+            .await;
+        }
         if previous.is_none() {
             publish(
                 ctx,
