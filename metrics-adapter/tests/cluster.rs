@@ -173,11 +173,9 @@ async fn client_ca_settings_come_from_the_clusters_configmap() {
 /// Bearer tokens through the cluster's TokenReview and a non-privileged front-proxy user
 /// through its SubjectAccessReview.
 ///
-/// Ignored until local-cluster answers reviews sent without `metadata.name`: kube-apiserver
-/// requires a SubjectAccessReview's metadata to be empty, so the adapter sends none, and
-/// local-cluster currently rejects that with 422 "name or generateName is required".
+/// kube-apiserver requires a SubjectAccessReview's metadata to be empty, so the adapter sends
+/// none; local-cluster answers such reviews as the real API server does.
 #[tokio::test]
-#[ignore = "local-cluster rejects TokenReview/SubjectAccessReview without metadata.name"]
 async fn token_review_and_subject_access_review_with_the_cluster() {
     let cluster = cluster().await;
     let client = cluster.client().await.unwrap();
