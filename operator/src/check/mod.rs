@@ -10,11 +10,11 @@ mod report;
 
 use std::time::Duration;
 
-use scaler_core::{Registry, ScalerConfig, TriggerId};
+use scaler_core::{Registry, TriggerId};
 use serde::Serialize;
 
 use crate::admission;
-use crate::crd::{MetricType, ScaledObject};
+use crate::crd::ScaledObject;
 use crate::hpa::{self, HpaPlan};
 use crate::resolve::{self, ResolveSettings};
 
@@ -67,16 +67,6 @@ pub struct CheckOptions {
     pub resolve: ResolveSettings,
     /// Timeout of each live query.
     pub timeout: Option<Duration>,
-}
-
-/// The `triggers[].metricType` string passed to scalers.
-fn metric_type_str(t: Option<MetricType>) -> &'static str {
-    match t {
-        None => "",
-        Some(MetricType::AverageValue) => "AverageValue",
-        Some(MetricType::Value) => "Value",
-        Some(MetricType::Utilization) => "Utilization",
-    }
 }
 
 /// Checks every ScaledObject of `inventory`, in input order.
@@ -221,18 +211,18 @@ async fn check_one(
         report
             .warnings
             .extend(auth.warnings.iter().map(|w| format!("{id}: {w}")));
-        let cfg = ScalerConfig {
-            trigger: id.clone(),
-            metadata: trigger.metadata.clone(),
-            auth_params: auth.params,
-            resolved_env: env.vars.clone(),
-            metric_type: metric_type_str(trigger.metric_type).to_owned(),
-            use_cached_metrics: trigger.use_cached_metrics(),
-            namespace: namespace.to_owned(),
-            scaled_object: doc.name.clone(),
-            timeout: options.timeout.unwrap_or(scaler_core::DEFAULT_TIMEOUT),
-            as_metric_source: modifiers,
-        };
+        let cfg = resolve::scaler_config(
+            &resolve::TriggerContext {
+                namespace,
+                scaled_object: &doc.name,
+                timeout: options.timeout.unwrap_or(scaler_core::DEFAULT_TIMEOUT),
+                as_metric_source: modifiers,
+            },
+            index,
+            trigger,
+            auth,
+            &env,
+        );
         if let Some(factory) = registry.factory(&trigger.type_) {
             let declared = factory.params();
             if !declared.is_empty() {

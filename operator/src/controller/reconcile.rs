@@ -18,7 +18,7 @@ use serde_json::Value;
 use tracing::{info, warn};
 
 use super::{Context, Error, FINALIZER};
-use crate::crd::{AuthenticationRefKind, MetricType, ScaledObject, ScaledObjectStatus};
+use crate::crd::{AuthenticationRefKind, ScaledObject, ScaledObjectStatus};
 use crate::decision::Pause;
 use crate::hpa::{self, SCALED_OBJECT_NAME_LABEL, TargetRef};
 use crate::resolve::{self, Snapshot};
@@ -391,23 +391,18 @@ async fn apply(so: Arc<ScaledObject>, ctx: &Context) -> Result<Action, Error> {
         if let Some(provider) = &auth.pod_identity {
             pod_identities.insert(provider.clone());
         }
-        let cfg = ScalerConfig {
-            trigger: id,
-            metadata: trigger.metadata.clone(),
-            auth_params: auth.params,
-            resolved_env: env.vars.clone(),
-            metric_type: match trigger.metric_type {
-                None => String::new(),
-                Some(MetricType::AverageValue) => "AverageValue".into(),
-                Some(MetricType::Value) => "Value".into(),
-                Some(MetricType::Utilization) => "Utilization".into(),
+        let cfg = resolve::scaler_config(
+            &resolve::TriggerContext {
+                namespace,
+                scaled_object: &key.name,
+                timeout: ctx.settings.timeout,
+                as_metric_source: modifiers,
             },
-            use_cached_metrics: trigger.use_cached_metrics(),
-            namespace: namespace.to_owned(),
-            scaled_object: key.name.clone(),
-            timeout: ctx.settings.timeout,
-            as_metric_source: modifiers,
-        };
+            index,
+            trigger,
+            auth,
+            &env,
+        );
         fingerprint(&cfg, &mut hasher);
         configs.push(cfg);
     }
