@@ -78,18 +78,21 @@ pub enum Trust {
 /// An HTTP(S) client.
 pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
-/// Build a client for one backend.
-pub fn client(trust: &Trust) -> Result<HttpClient, String> {
+/// Build a client for one backend, presenting `identity` (the front-proxy client certificate)
+/// when given.
+pub fn client(
+    trust: &Trust,
+    identity: Option<&crate::tls::FrontProxy>,
+) -> Result<HttpClient, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?;
-    let (config, server_name) = match trust {
+    let (builder, server_name) = match trust {
         Trust::Insecure => (
             builder
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
-                .with_no_client_auth(),
+                .with_custom_certificate_verifier(Arc::new(NoVerify(provider))),
             None,
         ),
         Trust::Roots {
@@ -106,11 +109,21 @@ pub fn client(trust: &Trust) -> Result<HttpClient, String> {
             if roots.is_empty() {
                 return Err("the CA bundle holds no certificate".into());
             }
-            (
-                builder.with_root_certificates(roots).with_no_client_auth(),
-                server_name.clone(),
-            )
+            (builder.with_root_certificates(roots), server_name.clone())
         }
+    };
+    let config = match identity {
+        Some(id) => {
+            let chain = CertificateDer::pem_slice_iter(id.cert_pem.as_bytes())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("front-proxy certificate: {e}"))?;
+            let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(id.key_pem.as_bytes())
+                .map_err(|e| format!("front-proxy key: {e}"))?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| format!("front-proxy certificate: {e}"))?
+        }
+        None => builder.with_no_client_auth(),
     };
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(config)

@@ -78,6 +78,12 @@ pub struct Config {
     pub simulate_workloads: bool,
     /// Run the HorizontalPodAutoscaler simulator. Default `true`.
     pub simulate_hpa: bool,
+    /// Act as kube-apiserver's aggregation layer does with `--requestheader-*` and
+    /// `--proxy-client-*` flags: publish `kube-system/extension-apiserver-authentication` (the
+    /// front-proxy CA, allowed names and header names, and the client CA) and present the
+    /// front-proxy client certificate to APIService backends, so a backend authenticates the
+    /// aggregator exactly as in a real cluster. Default `true`.
+    pub front_proxy: bool,
 }
 
 impl Default for Config {
@@ -94,6 +100,7 @@ impl Default for Config {
             watch_bookmark_interval: Duration::from_secs(30),
             simulate_workloads: true,
             simulate_hpa: true,
+            front_proxy: true,
         }
     }
 }
@@ -139,6 +146,11 @@ impl LocalCluster {
             .token
             .clone()
             .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+        let front_proxy = if config.front_proxy {
+            Some(tls::generate_front_proxy()?)
+        } else {
+            None
+        };
         let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
         let state = Arc::new(state::State {
             registry: resources::Registry::default(),
@@ -149,8 +161,9 @@ impl LocalCluster {
             bookmark_interval: config
                 .watch_bookmark_interval
                 .max(Duration::from_millis(100)),
+            front_proxy,
         });
-        objects::bootstrap(&state);
+        objects::bootstrap(&state, tls.as_ref().map(|t| t.ca_pem.as_str()));
 
         let acceptor = tls
             .as_ref()

@@ -234,6 +234,52 @@ fn builtins() -> Vec<Builtin> {
             ..b("", "v1", "events", "Event", true, &["ev"])
         },
         b("", "v1", "serviceaccounts", "ServiceAccount", true, &["sa"]),
+        // Stored only: no cluster IPs, no kube-proxy. The aggregator routes an APIService to
+        // the Endpoints of its Service.
+        b("", "v1", "services", "Service", true, &["svc"]),
+        b("", "v1", "endpoints", "Endpoints", true, &["ep"]),
+        // Stored only: nothing here enforces RBAC or disruption budgets, but manifests that
+        // carry them (kedge's own deploy/) apply as on a real cluster.
+        b(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "clusterroles",
+            "ClusterRole",
+            false,
+            &[],
+        ),
+        b(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "clusterrolebindings",
+            "ClusterRoleBinding",
+            false,
+            &[],
+        ),
+        b(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "roles",
+            "Role",
+            true,
+            &[],
+        ),
+        b(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "rolebindings",
+            "RoleBinding",
+            true,
+            &[],
+        ),
+        b(
+            "policy",
+            "v1",
+            "poddisruptionbudgets",
+            "PodDisruptionBudget",
+            true,
+            &["pdb"],
+        ),
         Builtin {
             verbs: &["get", "list", "watch"],
             special: Special::Pod,

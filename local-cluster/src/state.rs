@@ -23,4 +23,6 @@ pub struct State {
     pub shutdown: watch::Receiver<bool>,
     /// How often a watch with `allowWatchBookmarks` gets a BOOKMARK.
     pub bookmark_interval: Duration,
+    /// The client certificate presented to APIService backends, if the front proxy is on.
+    pub front_proxy: Option<crate::tls::FrontProxy>,
 }

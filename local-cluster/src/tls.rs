@@ -78,3 +78,60 @@ pub fn generate(bind_ip: IpAddr) -> Result<TlsMaterial, Error> {
         server_config: Arc::new(config),
     })
 }
+
+/// The aggregator's identity towards APIService backends: a front-proxy CA (published in
+/// `kube-system/extension-apiserver-authentication` as `requestheader-client-ca-file`) and the
+/// client certificate it signs for `front-proxy-client`, as kubeadm sets up kube-apiserver's
+/// `--proxy-client-cert-file`.
+#[derive(Clone)]
+pub struct FrontProxy {
+    /// PEM of the front-proxy CA.
+    pub ca_pem: String,
+    /// PEM of the client certificate (CN `front-proxy-client`).
+    pub cert_pem: String,
+    /// PEM of its key.
+    pub key_pem: String,
+}
+
+impl std::fmt::Debug for FrontProxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FrontProxy").finish_non_exhaustive()
+    }
+}
+
+/// The common name kube-apiserver's proxy client certificate carries, and the one allowed name.
+pub const FRONT_PROXY_CLIENT_NAME: &str = "front-proxy-client";
+
+/// Generate a front-proxy CA and its client certificate.
+pub fn generate_front_proxy() -> Result<FrontProxy, Error> {
+    let ca_key = KeyPair::generate()?;
+    let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, "kedge local-cluster front-proxy CA");
+    ca_params.distinguished_name = dn;
+    let ca_cert = ca_params.self_signed(&ca_key)?;
+    let issuer = Issuer::new(ca_params, ca_key);
+
+    let key = KeyPair::generate()?;
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, FRONT_PROXY_CLIENT_NAME);
+    params.distinguished_name = dn;
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let cert = params.signed_by(&key, &issuer)?;
+    Ok(FrontProxy {
+        ca_pem: ca_cert.pem(),
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+    })
+}

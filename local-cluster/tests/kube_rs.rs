@@ -161,9 +161,15 @@ async fn crud_conflicts_and_selectors() {
         ),
         ["b"]
     );
+    // Across namespaces (kube-system holds the cluster's own ConfigMaps, as on a real cluster).
     let everywhere: Api<ConfigMap> = Api::all(client.clone());
     assert_eq!(
-        names(everywhere.list(&ListParams::default()).await.unwrap()),
+        names(
+            everywhere
+                .list(&ListParams::default().labels("app"))
+                .await
+                .unwrap()
+        ),
         ["a", "b"]
     );
 

@@ -43,6 +43,13 @@ pub enum ServingTls {
         /// Subject alternative names.
         names: Vec<String>,
     },
+    /// A certificate and key given as PEM text (e.g. read from a Secret).
+    Pem {
+        /// Certificate chain, leaf first.
+        cert_pem: String,
+        /// Private key.
+        key_pem: String,
+    },
     /// PEM files (`--cert-file`, `--key-file`), re-read when they change.
     Files {
         /// Certificate chain, leaf first.

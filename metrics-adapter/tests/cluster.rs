@@ -26,6 +26,8 @@ async fn cluster() -> LocalCluster {
     LocalCluster::start(local_cluster::Config {
         simulate_hpa: false,
         simulate_workloads: false,
+        // These tests publish the authentication ConfigMap themselves, with CAs they control.
+        front_proxy: false,
         ..Default::default()
     })
     .await
@@ -244,8 +246,8 @@ async fn kubectl_through_the_apiservice_proxy() {
     }
     let cluster = cluster().await;
     let client = cluster.client().await.unwrap();
-    // local-cluster's proxy presents no front-proxy certificate, so this is local mode (auth off),
-    // as `kedge dev` runs it. The serving certificate names the Service, as the aggregator checks.
+    // This cluster runs without its front-proxy identity (`front_proxy: false`), so the adapter
+    // runs with auth off. The serving certificate names the Service, as the aggregator checks.
     let (server, serving_ca) = start_adapter(
         Auth::disabled_for_local_mode(),
         &["kedge-metrics-apiserver.kedge.svc", "localhost"],

@@ -26,7 +26,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the operator and the metrics adapter against a cluster (in-cluster or KUBECONFIG).
-    Run(crate::run::RunArgs),
+    Run(Box<crate::run::RunArgs>),
     /// Run kedge on an embedded local cluster, with kubectl access and a live view.
     ///
     /// Never touches a real cluster: starts the embedded API server, installs the CRDs, writes
@@ -118,7 +118,7 @@ pub fn main_with_registry(registry: Registry) -> ExitCode {
             Err(code) => code,
         },
         Command::Run(args) => match runtime() {
-            Ok(rt) => match rt.block_on(crate::run::run(args, registry)) {
+            Ok(rt) => match rt.block_on(crate::run::run(*args, registry)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("kedge run: {e}");

@@ -20,6 +20,10 @@ use tracing::warn;
 use crate::crd::ScaledObject;
 use crate::run::{RunArgs, run_with_client};
 
+/// The namespace kedge runs in on the embedded cluster (its Lease, certificate Secret and
+/// metrics Service), as in `deploy/`.
+pub const DEV_NAMESPACE: &str = "kedge";
+
 /// Flags of `kedge dev`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DevArgs {
@@ -145,6 +149,49 @@ async fn apply_object(client: &Client, obj: DynamicObject) -> Result<(), DevErro
     Ok(())
 }
 
+/// Routes the cluster's `external.metrics.k8s.io` API to a metrics adapter listening on
+/// `addr`: the Service `namespace/kedge-metrics-apiserver` (port 443 → `addr`'s port), its
+/// Endpoints (`addr`'s IP, written by hand as for any selector-less Service; the cluster has no
+/// endpoints controller for a process outside it), and the APIService
+/// `v1beta1.external.metrics.k8s.io` without a `caBundle`, which kedge fills in from its CA as
+/// it does in a real cluster.
+pub async fn route_external_metrics(
+    client: &Client,
+    namespace: &str,
+    addr: std::net::SocketAddr,
+) -> Result<(), DevError> {
+    let service = "kedge-metrics-apiserver";
+    let docs = serde_json::json!([
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
+        {"apiVersion": "v1", "kind": "Service",
+         "metadata": {"name": service, "namespace": namespace},
+         "spec": {"ports": [{"name": "https", "port": 443, "targetPort": addr.port()}]}},
+        {"apiVersion": "v1", "kind": "Endpoints",
+         "metadata": {"name": service, "namespace": namespace},
+         "subsets": [{"addresses": [{"ip": addr.ip().to_string()}],
+                      "ports": [{"name": "https", "port": addr.port()}]}]},
+        {"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
+         "metadata": {"name": "v1beta1.external.metrics.k8s.io"},
+         "spec": {"group": "external.metrics.k8s.io", "version": "v1beta1",
+                  "groupPriorityMinimum": 100, "versionPriority": 100,
+                  "service": {"namespace": namespace, "name": service, "port": 443}}}
+    ]);
+    for doc in docs.as_array().into_iter().flatten() {
+        let obj: DynamicObject =
+            serde_json::from_value(doc.clone()).map_err(|e| DevError::Example {
+                file: "route_external_metrics".into(),
+                message: e.to_string(),
+            })?;
+        apply_object(client, obj).await?;
+    }
+    Ok(())
+}
+
+/// A free loopback port for the adapter (the cluster needs it before kedge binds it).
+fn free_loopback_port() -> std::io::Result<std::net::SocketAddr> {
+    std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()
+}
+
 /// One line of the live view.
 async fn view(client: &Client) -> Result<String, kube::Error> {
     let api: Api<ScaledObject> = Api::all(client.clone());
@@ -237,9 +284,14 @@ pub async fn run(args: DevArgs, registry: Registry) -> Result<(), DevError> {
             Err(e) => eprintln!("kedge dev: examples: {e}"),
         }
     }
+    let adapter_addr = free_loopback_port()?;
+    route_external_metrics(&client, DEV_NAMESPACE, adapter_addr).await?;
+    println!(
+        "kedge dev: external metrics API on https://{adapter_addr} (try: kubectl get --raw /apis/external.metrics.k8s.io/v1beta1)"
+    );
     let run_args = RunArgs {
         watch_namespace: String::new(),
-        pod_namespace: "kedge-system".into(),
+        pod_namespace: DEV_NAMESPACE.into(),
         cluster_object_namespace: None,
         http_timeout_ms: 3000,
         metrics_bind_address: "127.0.0.1:0"
@@ -252,6 +304,13 @@ pub async fn run(args: DevArgs, registry: Registry) -> Result<(), DevError> {
         resync_seconds: 300,
         max_concurrent_reconciles: 20,
         log_format: args.log_format,
+        // The embedded cluster authenticates itself to the adapter with a front-proxy client
+        // certificate as kube-apiserver does, so the adapter keeps its auth on.
+        adapter: crate::adapter::AdapterArgs {
+            secure_port: adapter_addr.port(),
+            secure_bind_address: adapter_addr.ip(),
+            ..Default::default()
+        },
     };
     let view_client = client.clone();
     tokio::spawn(async move {

@@ -67,8 +67,13 @@ fn expired(lease: &Lease, now: chrono::DateTime<Utc>) -> bool {
     renewed + chrono::TimeDelta::seconds(duration) < now
 }
 
-/// One attempt: returns whether this replica holds the lease afterwards.
-async fn try_acquire_or_renew(api: &Api<Lease>, s: &LeaseSettings) -> Result<bool, kube::Error> {
+/// One attempt: returns the holder of the lease afterwards (`None`: nobody holds an unexpired
+/// lease we know of).
+async fn try_acquire_or_renew(
+    api: &Api<Lease>,
+    s: &LeaseSettings,
+) -> Result<Option<String>, kube::Error> {
+    let mine = Some(s.identity.clone());
     let now = micro_now();
     let duration = i32::try_from(s.lease_duration.as_secs()).unwrap_or(15);
     match api.get_opt(&s.name).await? {
@@ -89,19 +94,20 @@ async fn try_acquire_or_renew(api: &Api<Lease>, s: &LeaseSettings) -> Result<boo
                 }),
             };
             match api.create(&PostParams::default(), &lease).await {
-                Ok(_) => Ok(true),
-                Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
+                Ok(_) => Ok(mine),
+                // Someone else created it first; the next attempt reads who.
+                Err(kube::Error::Api(e)) if e.code == 409 => Ok(None),
                 Err(e) => Err(e),
             }
         }
         Some(mut lease) => {
             let holder = lease.spec.as_ref().and_then(|s| s.holder_identity.clone());
-            let mine = holder.as_deref() == Some(s.identity.as_str());
-            if !mine && !expired(&lease, Utc::now()) {
-                return Ok(false);
+            let held = holder.as_deref() == Some(s.identity.as_str());
+            if !held && !expired(&lease, Utc::now()) {
+                return Ok(holder);
             }
             let spec = lease.spec.get_or_insert_with(Default::default);
-            if !mine {
+            if !held {
                 spec.holder_identity = Some(s.identity.clone());
                 spec.acquire_time = now.clone();
                 spec.lease_transitions = Some(spec.lease_transitions.unwrap_or(0) + 1);
@@ -110,16 +116,22 @@ async fn try_acquire_or_renew(api: &Api<Lease>, s: &LeaseSettings) -> Result<boo
             spec.lease_duration_seconds = Some(duration);
             // The resourceVersion makes this a compare-and-swap: two candidates cannot both win.
             match api.replace(&s.name, &PostParams::default(), &lease).await {
-                Ok(_) => Ok(true),
-                Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
+                Ok(_) => Ok(mine),
+                Err(kube::Error::Api(e)) if e.code == 409 => Ok(None),
                 Err(e) => Err(e),
             }
         }
     }
 }
 
-/// Campaigns for the lease forever, publishing whether this replica leads.
-pub async fn run(client: Client, settings: LeaseSettings, leading: watch::Sender<bool>) {
+/// Campaigns for the lease forever, publishing whether this replica leads and who holds the
+/// lease (its identity, which carries the leader's gRPC address: see [`holder_address`]).
+pub async fn run(
+    client: Client,
+    settings: LeaseSettings,
+    leading: watch::Sender<bool>,
+    holder: watch::Sender<Option<String>>,
+) {
     let api: Api<Lease> = Api::namespaced(client, &settings.namespace);
     let mut last_renewal = tokio::time::Instant::now();
     loop {
@@ -129,7 +141,16 @@ pub async fn run(client: Client, settings: LeaseSettings, leading: watch::Sender
             try_acquire_or_renew(&api, &settings),
         )
         .await;
-        match attempt {
+        if let Ok(Ok(h)) = &attempt {
+            holder.send_if_modified(|current| {
+                let changed = current != h;
+                if changed {
+                    current.clone_from(h);
+                }
+                changed
+            });
+        }
+        match attempt.map(|r| r.map(|h| h.as_deref() == Some(settings.identity.as_str()))) {
             Ok(Ok(true)) => {
                 last_renewal = tokio::time::Instant::now();
                 if !is_leader {
@@ -151,5 +172,45 @@ pub async fn run(client: Client, settings: LeaseSettings, leading: watch::Sender
             let _ = leading.send(false);
         }
         tokio::time::sleep(settings.retry_period).await;
+    }
+}
+
+/// The identity a replica campaigns with: its name, and when it serves the follower link, the
+/// address followers reach it at (`name@ip:port`, `name@[v6]:port`). Pod IPs change with every
+/// restart, so the Lease is the one place that always knows where the current leader is.
+pub fn identity_with_address(name: &str, address: Option<std::net::SocketAddr>) -> String {
+    match address {
+        Some(a) => format!("{name}@{a}"),
+        None => name.to_owned(),
+    }
+}
+
+/// The gRPC address carried by a holder identity, if any.
+///
+/// ```
+/// assert_eq!(kedge::leader::holder_address("kedge-7f9@10.0.0.5:9666").as_deref(), Some("10.0.0.5:9666"));
+/// assert_eq!(kedge::leader::holder_address("kedge-7f9"), None);
+/// ```
+pub fn holder_address(identity: &str) -> Option<String> {
+    let (_, address) = identity.rsplit_once('@')?;
+    address
+        .parse::<std::net::SocketAddr>()
+        .ok()
+        .map(|a| a.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identities_carry_the_link_address() {
+        let v4 = identity_with_address("kedge-0", "10.1.2.3:9666".parse().ok());
+        assert_eq!(v4, "kedge-0@10.1.2.3:9666");
+        assert_eq!(holder_address(&v4).as_deref(), Some("10.1.2.3:9666"));
+        let v6 = identity_with_address("kedge-1", "[fd00::1]:9666".parse().ok());
+        assert_eq!(holder_address(&v6).as_deref(), Some("[fd00::1]:9666"));
+        assert_eq!(holder_address("kedge-2"), None);
+        assert_eq!(holder_address("user@example"), None);
     }
 }

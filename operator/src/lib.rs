@@ -3,7 +3,9 @@
 //! This crate holds the CRD types, KEDA's admission rules, auth and env resolution, HPA
 //! planning, the offline checker behind `kedge check`, and the wiring of the `kedge` binary.
 
+pub mod adapter;
 pub mod admission;
+pub mod certs;
 pub mod check;
 pub mod cli;
 pub mod controller;

@@ -1,4 +1,4 @@
-//! `kedge run`: the operator (and, from the adapter work on, the metrics adapter) in one process.
+//! `kedge run`: the operator and the metrics adapter in one process.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,6 +16,7 @@ use tracing::{error, info};
 
 use crate::controller::{self, Settings};
 use crate::leader::{self, LeaseSettings};
+use crate::metrics_source::{DEFAULT_DEDUPE_WINDOW, MetricsSource};
 use crate::resolve::ResolveSettings;
 use crate::runtime::Runtimes;
 use crate::scale_loop::{self, PollContext};
@@ -70,6 +71,9 @@ pub struct RunArgs {
     /// Log format.
     #[arg(long, value_enum, default_value_t = crate::telemetry::LogFormat::Text)]
     pub log_format: crate::telemetry::LogFormat,
+    /// The external metrics API.
+    #[command(flatten)]
+    pub adapter: crate::adapter::AdapterArgs,
 }
 
 /// Why `kedge run` could not start.
@@ -87,6 +91,9 @@ pub enum RunError {
         #[source]
         source: std::io::Error,
     },
+    /// The metrics adapter could not start.
+    #[error(transparent)]
+    Adapter(#[from] crate::adapter::AdapterError),
 }
 
 struct Health {
@@ -180,10 +187,27 @@ pub async fn run_with_client(
     .await?;
 
     let identity = args.identity.clone().unwrap_or_else(hostname);
+    let adapter = crate::adapter::start(
+        &client,
+        &args.adapter,
+        &args.pod_namespace,
+        &identity,
+        args.leader_elect,
+    )
+    .await?;
     let (leading_tx, mut leading_rx) = watch::channel(!args.leader_elect);
     if args.leader_elect {
-        let settings = LeaseSettings::new(&args.pod_namespace, &args.leader_election_id, &identity);
-        tokio::spawn(leader::run(client.clone(), settings, leading_tx));
+        let settings = LeaseSettings::new(
+            &args.pod_namespace,
+            &args.leader_election_id,
+            &adapter.identity,
+        );
+        tokio::spawn(leader::run(
+            client.clone(),
+            settings,
+            leading_tx,
+            adapter.holder.clone(),
+        ));
     }
     let _ = ready_tx.send(true);
 
@@ -218,6 +242,11 @@ pub async fn run_with_client(
         }
         info!(%identity, "leading: starting the controller and the scale loop");
         let runtimes = Runtimes::default();
+        adapter.provider.set(Some(MetricsSource::new(
+            runtimes.clone(),
+            settings.timeout,
+            DEFAULT_DEDUPE_WINDOW,
+        )));
         let scale_loop = scale_loop::spawn(
             runtimes.clone(),
             Arc::new(PollContext {
@@ -242,7 +271,9 @@ pub async fn run_with_client(
                 let _ = stop_rx.wait_for(|stop| *stop).await;
             },
         ));
+        let provider = Arc::clone(&adapter.provider);
         let stop_writing = |runtimes: Runtimes, scale_loop: scale_loop::ScaleLoopHandle| async move {
+            provider.set(None);
             for rt in runtimes.all() {
                 scale_loop.unschedule(rt.key.clone());
                 if let Some(rt) = runtimes.remove(&rt.key) {

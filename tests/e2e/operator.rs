@@ -404,6 +404,8 @@ async fn leader_failover_between_two_processes() {
             .ok()
             .flatten()
             .and_then(|l| l.spec.and_then(|s| s.holder_identity))
+            // The identity carries the replica's follower-link address: `a@127.0.0.1:port`.
+            .map(|h| h.split('@').next().unwrap_or_default().to_owned())
     };
     let first = eventually(MINUTE, "a leader", || holder(leases.clone())).await;
     let (leader, follower, other) = if first == "a" {

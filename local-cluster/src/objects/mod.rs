@@ -733,7 +733,7 @@ pub fn modify(
 }
 
 /// Create the namespaces every cluster starts with.
-pub fn bootstrap(state: &State) {
+pub fn bootstrap(state: &State, client_ca_pem: Option<&str>) {
     let Some(rt) = state.registry.find("", "v1", "namespaces") else {
         return;
     };
@@ -743,6 +743,42 @@ pub fn bootstrap(state: &State) {
             &rt,
             None,
             json!({"metadata": {"name": ns}}),
+            &WriteOptions::default(),
+        );
+    }
+    // What kube-apiserver publishes for extension API servers (kube's
+    // `ClusterAuthenticationTrustController`): which CA signs the front proxy's client
+    // certificate, which names it may carry, and which headers carry the user.
+    if let (Some(fp), Some(cms)) = (
+        state.front_proxy.as_ref(),
+        state.registry.find("", "v1", "configmaps"),
+    ) {
+        let mut data = serde_json::Map::new();
+        if let Some(ca) = client_ca_pem {
+            data.insert("client-ca-file".into(), json!(ca));
+        }
+        data.insert("requestheader-client-ca-file".into(), json!(fp.ca_pem));
+        data.insert(
+            "requestheader-allowed-names".into(),
+            json!(format!("[\"{}\"]", crate::tls::FRONT_PROXY_CLIENT_NAME)),
+        );
+        data.insert(
+            "requestheader-username-headers".into(),
+            json!("[\"X-Remote-User\"]"),
+        );
+        data.insert(
+            "requestheader-group-headers".into(),
+            json!("[\"X-Remote-Group\"]"),
+        );
+        data.insert(
+            "requestheader-extra-headers-prefix".into(),
+            json!("[\"X-Remote-Extra-\"]"),
+        );
+        let _ = create(
+            state,
+            &cms,
+            Some("kube-system"),
+            json!({"metadata": {"name": "extension-apiserver-authentication", "namespace": "kube-system"}, "data": data}),
             &WriteOptions::default(),
         );
     }

@@ -83,6 +83,7 @@ pub async fn dispatch(ctx: &Ctx, parts: Parts, body: Bytes) -> Response<Body> {
             &pq,
             &parts.headers,
             body,
+            aggregation::LOCAL_ADMIN,
         )
         .await
         {

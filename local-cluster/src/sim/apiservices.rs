@@ -1,6 +1,7 @@
-//! APIService availability: `Available` is True when the service reference has a registered
-//! local backend (kube-apiserver's availability controller probes the endpoints; here the
-//! registration stands for them). Local APIServices (no `spec.service`) are always available.
+//! APIService availability: `Available` is True when the service reference resolves to a
+//! backend — a registered local one, or the Service's Endpoints (kube-apiserver's availability
+//! controller probes the endpoints; here resolving them stands for the probe). Local APIServices
+//! (no `spec.service`) are always available.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -58,14 +59,23 @@ fn reconcile(state: &State) {
                     .and_then(Value::as_str)
                     .unwrap_or_default();
                 let name = s.get("name").and_then(Value::as_str).unwrap_or_default();
+                let service_exists = state
+                    .registry
+                    .find("", "v1", "services")
+                    .is_some_and(|rt| objects::get(state, &rt, Some(ns), name).is_ok());
                 if state.backends.lookup(ns, name).is_some() {
                     ("True", "Passed", "all checks passed".to_string())
-                } else {
+                } else if !service_exists {
                     (
                         "False",
                         "ServiceNotFound",
                         format!("service/{name} in \"{ns}\" is not present"),
                     )
+                } else {
+                    match crate::aggregation::resolve(state, &svc) {
+                        Ok(_) => ("True", "Passed", "all checks passed".to_string()),
+                        Err(e) => ("False", "MissingEndpoints", e.message),
+                    }
                 }
             }
         };

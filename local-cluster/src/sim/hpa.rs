@@ -470,6 +470,16 @@ async fn fetch_external(
             &path,
             &headers,
             Bytes::new(),
+            // kube-controller-manager's HPA controller runs as this service account; a metrics
+            // server authorizes it with a SubjectAccessReview.
+            aggregation::RemoteUser {
+                name: "system:serviceaccount:kube-system:horizontal-pod-autoscaler",
+                groups: &[
+                    "system:serviceaccounts",
+                    "system:serviceaccounts:kube-system",
+                    "system:authenticated",
+                ],
+            },
         )
         .await
         .map_err(|e| e.message)?;

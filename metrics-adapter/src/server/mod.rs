@@ -68,6 +68,14 @@ impl AdapterServer {
                     Some(generated.cert_pem),
                 )
             }
+            ServingTls::Pem { cert_pem, key_pem } => (
+                Arc::new(selfsigned::FixedCert(Arc::new(tls::certified_key(
+                    cert_pem.as_bytes(),
+                    key_pem.as_bytes(),
+                    "serving certificate",
+                )?))),
+                None,
+            ),
             ServingTls::Files {
                 cert_file,
                 key_file,

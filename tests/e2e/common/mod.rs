@@ -151,13 +151,40 @@ impl Cluster {
     pub fn run_kedge(&self, name: &str, args: &[&str]) -> Process {
         let mut cmd = Command::new(kedge_bin());
         cmd.arg("run").args(["--pod-namespace", "default"]);
-        if !args.contains(&"--metrics-bind-address") {
-            cmd.args(["--metrics-bind-address", "127.0.0.1:0"]);
+        // Every listener on a free loopback port, so tests run side by side.
+        for (flag, value) in [
+            ("--metrics-bind-address", "127.0.0.1:0"),
+            ("--secure-bind-address", "127.0.0.1"),
+            ("--secure-port", "0"),
+            ("--grpc-port", "0"),
+        ] {
+            if !args.contains(&flag) {
+                cmd.args([flag, value]);
+            }
         }
         cmd.args(args)
             .env("KUBECONFIG", &self.kubeconfig)
             .env("RUST_LOG", "info,kedge=debug");
         Process::spawn(cmd, self.dir.join(format!("{name}.log")))
+    }
+}
+
+impl Process {
+    /// The address the external metrics API of this `kedge run` listens on, from its log.
+    pub async fn adapter_addr(&self) -> std::net::SocketAddr {
+        eventually(
+            Duration::from_secs(60),
+            "the external metrics API to listen",
+            || async {
+                self.output()
+                    .lines()
+                    .find(|l| l.contains("serving the external metrics API"))
+                    .and_then(|l| l.split("addr=").nth(1))
+                    .and_then(|rest| rest.split_whitespace().next())
+                    .and_then(|a| a.parse().ok())
+            },
+        )
+        .await
     }
 }
 
