@@ -26,6 +26,9 @@ trap 'scripts/services.sh stop' EXIT
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
+step "manifests"
+scripts/validate-manifests.sh
+
 step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 

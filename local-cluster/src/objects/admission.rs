@@ -97,11 +97,34 @@ pub(super) fn admit(
     token: &str,
 ) -> ApiResult<Vec<String>> {
     let name = meta_str(obj, "name").unwrap_or_default().to_string();
-    let valid_name = if rt.special == Special::Namespace {
+    // RBAC objects take any path-segment name (`system:auth-delegator`), as upstream's
+    // `ValidatePathSegmentName`; everything else here an RFC 1123 subdomain or label.
+    let path_segment = rt.group == "rbac.authorization.k8s.io";
+    let valid_name = if path_segment {
+        !name.is_empty()
+            && name != "."
+            && name != ".."
+            && !name.contains('/')
+            && !name.contains('%')
+    } else if rt.special == Special::Namespace {
         is_dns_label(&name)
     } else {
         is_dns_subdomain(&name)
     };
+    if path_segment && !valid_name {
+        return Err(ApiError::invalid(
+            &rt.group,
+            &rt.kind,
+            &name,
+            vec![Cause {
+                reason: "FieldValueInvalid",
+                field: "metadata.name".into(),
+                message: format!(
+                    "Invalid value: {name:?}: may not be '.' or '..' and may not contain '/' or '%'"
+                ),
+            }],
+        ));
+    }
     if !valid_name {
         return Err(ApiError::invalid(
             &rt.group,

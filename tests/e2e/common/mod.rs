@@ -150,9 +150,10 @@ impl Cluster {
     /// Starts `kedge run` against this cluster with extra arguments.
     pub fn run_kedge(&self, name: &str, args: &[&str]) -> Process {
         let mut cmd = Command::new(kedge_bin());
-        cmd.arg("run").args(["--pod-namespace", "default"]);
+        cmd.arg("run");
         // Every listener on a free loopback port, so tests run side by side.
         for (flag, value) in [
+            ("--pod-namespace", "default"),
             ("--metrics-bind-address", "127.0.0.1:0"),
             ("--secure-bind-address", "127.0.0.1"),
             ("--secure-port", "0"),
