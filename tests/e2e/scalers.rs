@@ -1,0 +1,788 @@
+//! Each event source end to end: messages arrive in a real service, kedge wakes the Deployment
+//! from zero, the (simulated) HPA scales it out through kedge's external metrics API, and once the
+//! work is drained kedge takes it back to zero after the cooldown.
+//!
+//! The services are the ones `scripts/services.sh start` runs (addresses in
+//! `.kedge/services.env`): RabbitMQ, moto's SQS, tansu (Kafka) and PostgreSQL. Without them a
+//! test says so and passes, unless `KEDGE_REQUIRE_SERVICES=1`. Every test uses its own cluster,
+//! and fresh queue, topic, group and table names.
+//!
+//! Credentials reach the scalers as KEDA users give them: a Secret, read through a
+//! TriggerAuthentication's `secretTargetRef`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::panic::AssertUnwindSafe;
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::{FutureExt as _, StreamExt as _};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::Secret;
+use kedge::crd::{ScaledObject, TriggerAuthentication};
+use kedge_e2e::{Cluster, Process, eventually};
+use kube::Client;
+use kube::api::{Api, PostParams};
+use kube::runtime::{WatchStreamExt as _, watcher};
+use serde_json::{Value, json};
+
+const NS: &str = "default";
+/// The Deployment and ScaledObject of every test (each test has its own cluster).
+const NAME: &str = "worker";
+/// How long any one step may take: generous, the machine is shared.
+const PATIENCE: Duration = Duration::from_secs(120);
+
+// ---------------------------------------------------------------------------------------------
+// Services
+
+/// `name`'s value, or `None` (after saying why) when it is not set and services are not required.
+fn service_env(name: &str) -> Option<String> {
+    match std::env::var(name).ok().filter(|v| !v.is_empty()) {
+        Some(v) => Some(v),
+        None if std::env::var("KEDGE_REQUIRE_SERVICES").as_deref() == Ok("1") => {
+            panic!(
+                "{name} not set: run `bash scripts/services.sh start` and source .kedge/services.env"
+            )
+        }
+        None => {
+            eprintln!("skipping: {name} not set (run scripts/services.sh start)");
+            None
+        }
+    }
+}
+
+/// All of `names`, or `None` when any is missing (each missing one is reported).
+fn service_envs<const N: usize>(names: [&str; N]) -> Option<[String; N]> {
+    let values = names.map(service_env);
+    if values.iter().any(Option::is_none) {
+        return None;
+    }
+    Some(values.map(Option::unwrap))
+}
+
+fn unique(prefix: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "{prefix}_{}_{nanos:x}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// The cluster side, the same for every scaler
+
+/// kedge on its own cluster, with the HPA simulator reading kedge's external metrics API, and a
+/// record of every replica count the Deployment goes through.
+struct Harness {
+    cluster: Cluster,
+    kedge: Process,
+    replicas: Recorder,
+}
+
+impl Harness {
+    async fn start(name: &str) -> Harness {
+        let cluster = Cluster::start(name).await;
+        let kedge = cluster.run_kedge("kedge", &[]);
+        kedge::dev::route_external_metrics(&cluster.client, NS, kedge.adapter_addr().await)
+            .await
+            .unwrap();
+        let d: Deployment = serde_json::from_value(json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": NAME, "namespace": NS},
+            "spec": {
+                "replicas": 0,
+                "selector": {"matchLabels": {"app": NAME}},
+                "template": {"metadata": {"labels": {"app": NAME}},
+                             "spec": {"containers": [{"name": "worker", "image": "busybox"}]}}
+            }
+        }))
+        .unwrap();
+        Api::<Deployment>::namespaced(cluster.client.clone(), NS)
+            .create(&PostParams::default(), &d)
+            .await
+            .unwrap();
+        let h = Harness {
+            replicas: Recorder::start(cluster.client.clone()),
+            cluster,
+            kedge,
+        };
+        h.wait_for_replicas(0).await;
+        h
+    }
+
+    fn client(&self) -> Client {
+        self.cluster.client.clone()
+    }
+
+    /// A Secret and a TriggerAuthentication, both called `name`: for each `(parameter, key,
+    /// value)`, the Secret holds `value` under `key` and the TriggerAuthentication gives it to
+    /// the trigger as `parameter` (`secretTargetRef`).
+    async fn secret_auth(&self, name: &str, params: &[(&str, &str, &str)]) {
+        let data: serde_json::Map<String, Value> = params
+            .iter()
+            .map(|(_, key, value)| ((*key).to_owned(), json!(value)))
+            .collect();
+        let secret: Secret = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": name, "namespace": NS},
+            "type": "Opaque",
+            "stringData": data,
+        }))
+        .unwrap();
+        Api::<Secret>::namespaced(self.client(), NS)
+            .create(&PostParams::default(), &secret)
+            .await
+            .unwrap();
+        let refs: Vec<Value> = params
+            .iter()
+            .map(|(parameter, key, _)| json!({"parameter": parameter, "name": name, "key": key}))
+            .collect();
+        let ta: TriggerAuthentication = serde_json::from_value(json!({
+            "apiVersion": "keda.sh/v1alpha1", "kind": "TriggerAuthentication",
+            "metadata": {"name": name, "namespace": NS},
+            "spec": {"secretTargetRef": refs},
+        }))
+        .unwrap();
+        Api::<TriggerAuthentication>::namespaced(self.client(), NS)
+            .create(&PostParams::default(), &ta)
+            .await
+            .unwrap();
+    }
+
+    /// The ScaledObject: 0..5 replicas, polled every second, back to zero 2 s after the last
+    /// activity, and an HPA that scales down without a stabilization window.
+    async fn scaled_object(&self, trigger: Value) {
+        let so: ScaledObject = serde_json::from_value(json!({
+            "apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+            "metadata": {"name": NAME, "namespace": NS},
+            "spec": {
+                "scaleTargetRef": {"name": NAME},
+                "pollingInterval": 1,
+                "cooldownPeriod": 2,
+                "minReplicaCount": 0,
+                "maxReplicaCount": 5,
+                "advanced": {"horizontalPodAutoscalerConfig": {"behavior": {
+                    "scaleDown": {"stabilizationWindowSeconds": 0}}}},
+                "triggers": [trigger],
+            }
+        }))
+        .unwrap();
+        Api::<ScaledObject>::namespaced(self.client(), NS)
+            .create(&PostParams::default(), &so)
+            .await
+            .unwrap();
+        // kedge measured the (empty) source: Ready, not active, still at zero...
+        let metric = self
+            .wait("the ScaledObject to be Ready and inactive", || async {
+                let so = Api::<ScaledObject>::namespaced(self.client(), NS)
+                    .get_opt(NAME)
+                    .await
+                    .ok()
+                    .flatten()?;
+                let status = so.status?;
+                let conditions = status.conditions?;
+                let is =
+                    |t: &str, s: &str| conditions.iter().any(|c| c.type_ == t && c.status == s);
+                (is("Ready", "True") && is("Active", "False"))
+                    .then_some(status.external_metric_names?.into_iter().next()?)
+            })
+            .await;
+        // ...and serves 0 for it to the HPA, through the cluster's aggregation layer (a trigger
+        // that fails to read its source has no value to serve).
+        self.wait("kedge to serve the metric's value 0", || async {
+            (self.served_value(&metric).as_deref() == Some("0")).then_some(())
+        })
+        .await;
+        assert_eq!(
+            self.replicas.seen(),
+            [0],
+            "nothing to do yet, so still at zero\n{}",
+            self.diagnostics().await
+        );
+    }
+
+    /// The value of `metric` as the HPA controller reads it: `GET
+    /// /apis/external.metrics.k8s.io/...` on the cluster, which proxies it to kedge.
+    fn served_value(&self, metric: &str) -> Option<String> {
+        let path = format!(
+            "/apis/external.metrics.k8s.io/v1beta1/namespaces/{NS}/{metric}?labelSelector=scaledobject.keda.sh%2Fname%3D{NAME}"
+        );
+        let out = Command::new("kubectl")
+            .args(["get", "--raw", &path])
+            .env("KUBECONFIG", &self.cluster.kubeconfig)
+            .output()
+            .expect("run kubectl");
+        if !out.status.success() {
+            return None;
+        }
+        let list: Value = serde_json::from_slice(&out.stdout).ok()?;
+        list.pointer("/items/0/value")?.as_str().map(str::to_owned)
+    }
+
+    async fn current_replicas(&self) -> Option<i32> {
+        Api::<Deployment>::namespaced(self.client(), NS)
+            .get_scale(NAME)
+            .await
+            .ok()
+            .and_then(|s| s.spec.and_then(|s| s.replicas))
+    }
+
+    /// Until the Deployment has `want` replicas, and the recorder has seen it too (its watch
+    /// may be a moment behind a read).
+    async fn wait_for_replicas(&self, want: i32) {
+        self.wait(&format!("{NAME} to have {want} replicas"), || async {
+            (self.replicas.seen().last() == Some(&want)
+                && self.current_replicas().await == Some(want))
+            .then_some(())
+        })
+        .await;
+    }
+
+    /// [`eventually`], with what kedge and the cluster say added when it times out.
+    async fn wait<T, F, Fut>(&self, what: &str, check: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Option<T>>,
+    {
+        match AssertUnwindSafe(eventually(PATIENCE, what, check))
+            .catch_unwind()
+            .await
+        {
+            Ok(v) => v,
+            Err(_) => panic!(
+                "timed out after {PATIENCE:?} waiting for {what}\n{}",
+                self.diagnostics().await
+            ),
+        }
+    }
+
+    /// The replica counts seen, the ScaledObject's and the HPA's status, and kedge's log.
+    async fn diagnostics(&self) -> String {
+        let so = Api::<ScaledObject>::namespaced(self.client(), NS)
+            .get_opt(NAME)
+            .await
+            .ok()
+            .flatten()
+            .map(|so| serde_json::to_string_pretty(&so.status).unwrap_or_default());
+        let hpa = Api::<HorizontalPodAutoscaler>::namespaced(self.client(), NS)
+            .get_opt(&format!("keda-hpa-{NAME}"))
+            .await
+            .ok()
+            .flatten()
+            .map(|h| serde_json::to_string_pretty(&h.status).unwrap_or_default());
+        format!(
+            "replica counts seen: {:?}\nScaledObject status: {}\nHPA status: {}\nkedge log ({}):\n{}",
+            self.replicas.seen(),
+            so.unwrap_or_else(|| "(none)".into()),
+            hpa.unwrap_or_else(|| "(none)".into()),
+            self.kedge.log.display(),
+            self.kedge.output()
+        )
+    }
+
+    /// Checks the whole journey: 0, woken to 1 by kedge, scaled out by the HPA up to `peak`
+    /// (never beyond, never down on the way), then back below it and finally to 0.
+    async fn assert_journey(&self, peak: i32) {
+        let seen = self.replicas.seen();
+        let top = seen.iter().position(|&r| r == peak);
+        let ok = seen.len() >= 3
+            && seen[0] == 0
+            && seen[1] == 1
+            && top.is_some_and(|top| {
+                seen[..=top].windows(2).all(|w| w[0] < w[1])
+                    && seen[top + 1..].iter().all(|&r| r < peak)
+            })
+            && seen.iter().all(|&r| r <= peak)
+            && seen.last() == Some(&0);
+        assert!(
+            ok,
+            "expected 0 → 1 → … → {peak} → … → 0, saw {seen:?}\n{}",
+            self.diagnostics().await
+        );
+    }
+
+    /// The common part of every test: after `fill` put work in the source, the Deployment goes
+    /// 0 → 1 → `peak`; after `drain` took it out, back to 0.
+    async fn scale_out_and_back(
+        &self,
+        peak: i32,
+        fill: impl std::future::Future<Output = ()>,
+        drain: impl std::future::Future<Output = ()>,
+    ) {
+        let started = Instant::now();
+        fill.await;
+        self.wait_for_replicas(peak).await;
+        eprintln!(
+            "scaled 0 → {peak} in {:?}: {:?}",
+            started.elapsed(),
+            self.replicas.seen()
+        );
+        let started = Instant::now();
+        drain.await;
+        self.wait_for_replicas(0).await;
+        eprintln!(
+            "back to 0 in {:?}: {:?}",
+            started.elapsed(),
+            self.replicas.seen()
+        );
+        self.assert_journey(peak).await;
+    }
+}
+
+/// Every distinct `spec.replicas` the Deployment takes, in order, from a watch: each write to
+/// the Deployment or its `/scale` is an event, so even a state that lasts a few milliseconds
+/// (kedge's 1 before the HPA's next sync) is seen, which polling cannot promise.
+struct Recorder {
+    seen: Arc<Mutex<Vec<i32>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Recorder {
+    fn start(client: Client) -> Recorder {
+        let api: Api<Deployment> = Api::namespaced(client, NS);
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let record = Arc::clone(&seen);
+        let config = watcher::Config::default().fields(&format!("metadata.name={NAME}"));
+        let task = tokio::spawn(async move {
+            let mut events =
+                std::pin::pin!(watcher(api, config).default_backoff().applied_objects());
+            while let Some(event) = events.next().await {
+                let Ok(d) = event else { continue };
+                let r = d.spec.replicas.unwrap_or(1);
+                let mut seen = record.lock().unwrap();
+                if seen.last() != Some(&r) {
+                    seen.push(r);
+                }
+            }
+        });
+        Recorder { seen, task }
+    }
+
+    fn seen(&self) -> Vec<i32> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// RabbitMQ
+
+mod rabbitmq {
+    use lapin::options::{
+        BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions, QueueDeleteOptions,
+        QueuePurgeOptions,
+    };
+    use lapin::types::{AMQPValue, FieldTable};
+    use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
+
+    /// A vhost as one URL path segment (`/` → `%2F`).
+    pub fn escape(vhost: &str) -> String {
+        vhost
+            .bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    char::from(b).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    }
+
+    /// A connection to `vhost` and a channel with publisher confirms and the declared queue,
+    /// which expires 10 minutes after its last use, so a failed run leaves nothing behind.
+    pub async fn queue(amqp: &str, vhost: &str, name: &str) -> (Connection, Channel) {
+        let conn = Connection::connect(
+            &format!("{amqp}/{}", escape(vhost)),
+            ConnectionProperties::default().with_connection_name("kedge-e2e".into()),
+        )
+        .await
+        .unwrap();
+        let ch = conn.create_channel().await.unwrap();
+        ch.confirm_select(ConfirmSelectOptions::default())
+            .await
+            .unwrap();
+        let mut args = FieldTable::default();
+        args.insert("x-expires".into(), AMQPValue::LongInt(600_000));
+        ch.queue_declare(name.into(), QueueDeclareOptions::default(), args)
+            .await
+            .unwrap();
+        (conn, ch)
+    }
+
+    pub async fn publish(ch: &Channel, queue: &str, n: usize) {
+        for i in 0..n {
+            ch.basic_publish(
+                "".into(),
+                queue.into(),
+                BasicPublishOptions::default(),
+                format!("job {i}").as_bytes(),
+                BasicProperties::default(),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        }
+    }
+
+    pub async fn purge(ch: &Channel, queue: &str) {
+        ch.queue_purge(queue.into(), QueuePurgeOptions::default())
+            .await
+            .unwrap();
+    }
+
+    pub async fn delete(conn: Connection, ch: &Channel, queue: &str) {
+        let _ = ch
+            .queue_delete(queue.into(), QueueDeleteOptions::default())
+            .await;
+        let _ = conn.close(200, "bye".into()).await;
+    }
+}
+
+/// RabbitMQ over `protocol` (`amqp`: the queue's ready messages from a passive declare; `http`:
+/// the management API's ready + unacknowledged), the broker URL from a Secret as `host`.
+async fn rabbitmq_scales_out_and_back(protocol: &str) {
+    let Some([amqp, http, vhost]) = service_envs([
+        "KEDGE_RABBITMQ_AMQP_URL",
+        "KEDGE_RABBITMQ_HTTP_URL",
+        "KEDGE_RABBITMQ_VHOST",
+    ]) else {
+        return;
+    };
+    let host = match protocol {
+        "amqp" => format!("{amqp}/{}", rabbitmq::escape(&vhost)),
+        _ => format!("{http}/{}", rabbitmq::escape(&vhost)),
+    };
+    let q = unique(&format!("e2e-{protocol}"));
+    let (conn, ch) = rabbitmq::queue(&amqp, &vhost, &q).await;
+
+    let h = Harness::start(&format!("e2e-rabbitmq-{protocol}")).await;
+    h.secret_auth("rabbitmq", &[("host", "url", &host)]).await;
+    h.scaled_object(json!({
+        "type": "rabbitmq",
+        "metadata": {"protocol": protocol, "queueName": q, "mode": "QueueLength", "value": "10"},
+        "authenticationRef": {"name": "rabbitmq"},
+    }))
+    .await;
+    // 30 messages at 10 per replica: 3 replicas.
+    h.scale_out_and_back(3, rabbitmq::publish(&ch, &q, 30), rabbitmq::purge(&ch, &q))
+        .await;
+    rabbitmq::delete(conn, &ch, &q).await;
+}
+
+#[tokio::test]
+async fn rabbitmq_amqp_queue_length_scales_from_zero_to_three_and_back() {
+    rabbitmq_scales_out_and_back("amqp").await;
+}
+
+#[tokio::test]
+async fn rabbitmq_http_queue_length_scales_from_zero_to_three_and_back() {
+    rabbitmq_scales_out_and_back("http").await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// AWS SQS (moto)
+
+mod sqs {
+    use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
+    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+
+    /// Queue and scaler must sign for the same region: moto keeps one backend per region.
+    pub const REGION: &str = "us-east-1";
+
+    pub fn client(endpoint: &str) -> aws_sdk_sqs::Client {
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(Provider::Rustls(CryptoMode::Ring))
+            .build_https();
+        let config = aws_sdk_sqs::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(REGION))
+            .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+            .endpoint_url(endpoint)
+            .http_client(http)
+            .build();
+        aws_sdk_sqs::Client::from_conf(config)
+    }
+
+    pub async fn send(sqs: &aws_sdk_sqs::Client, url: &str, n: usize) {
+        for i in 0..n {
+            sqs.send_message()
+                .queue_url(url)
+                .message_body(format!("job {i}"))
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+
+    /// Receives and deletes messages until `n` are gone, as workers do (a received message not
+    /// yet deleted is in flight, and counts by default).
+    pub async fn consume(sqs: &aws_sdk_sqs::Client, url: &str, n: usize) {
+        let mut deleted = 0;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while deleted < n {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "consumed only {deleted} of {n}"
+            );
+            let got = sqs
+                .receive_message()
+                .queue_url(url)
+                .max_number_of_messages(10)
+                .send()
+                .await
+                .unwrap();
+            for m in got.messages() {
+                sqs.delete_message()
+                    .queue_url(url)
+                    .receipt_handle(m.receipt_handle().unwrap())
+                    .send()
+                    .await
+                    .unwrap();
+                deleted += 1;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn aws_sqs_queue_scales_from_zero_to_three_and_back() {
+    let Some([endpoint]) = service_envs(["KEDGE_SQS_ENDPOINT"]) else {
+        return;
+    };
+    let client = sqs::client(&endpoint);
+    let url = client
+        .create_queue()
+        .queue_name(unique("e2e-jobs"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+
+    let h = Harness::start("e2e-sqs").await;
+    h.secret_auth(
+        "aws",
+        &[
+            ("awsAccessKeyID", "AWS_ACCESS_KEY_ID", "test"),
+            ("awsSecretAccessKey", "AWS_SECRET_ACCESS_KEY", "test"),
+        ],
+    )
+    .await;
+    h.scaled_object(json!({
+        "type": "aws-sqs-queue",
+        "metadata": {"queueURL": url, "awsRegion": sqs::REGION, "awsEndpoint": endpoint,
+                     "queueLength": "5"},
+        "authenticationRef": {"name": "aws"},
+    }))
+    .await;
+    // 15 messages at 5 per replica: 3 replicas.
+    h.scale_out_and_back(
+        3,
+        sqs::send(&client, &url, 15),
+        sqs::consume(&client, &url, 15),
+    )
+    .await;
+    let _ = client.delete_queue().queue_url(&url).send().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Kafka (tansu)
+
+mod kafka {
+    use std::time::Duration;
+
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+    pub async fn create_topic(bs: &str, topic: &str, partitions: i32) {
+        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", bs)
+            .create()
+            .unwrap();
+        let res = admin
+            .create_topics(
+                &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
+                &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+            )
+            .await
+            .unwrap();
+        for r in res {
+            r.unwrap();
+        }
+    }
+
+    /// Produces `counts[p]` records to each partition `p` and waits for every delivery.
+    fn produce_blocking(bs: &str, topic: &str, counts: &[usize]) {
+        let producer: BaseProducer = ClientConfig::new()
+            .set("bootstrap.servers", bs)
+            .create()
+            .unwrap();
+        for (p, n) in counts.iter().enumerate() {
+            for i in 0..*n {
+                let payload = format!("record {i}");
+                producer
+                    .send(
+                        BaseRecord::to(topic)
+                            .partition(i32::try_from(p).unwrap())
+                            .key("k")
+                            .payload(&payload),
+                    )
+                    .map_err(|(e, _)| e)
+                    .unwrap();
+            }
+        }
+        producer.flush(Duration::from_secs(20)).unwrap();
+    }
+
+    /// Commits `offsets` for `group` without joining it, as a consumer that is done with them.
+    fn commit_blocking(bs: &str, group: &str, topic: &str, offsets: &[(i32, i64)]) {
+        let c: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", bs)
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .create()
+            .unwrap();
+        let mut tpl = TopicPartitionList::new();
+        for (p, o) in offsets {
+            tpl.add_partition_offset(topic, *p, Offset::Offset(*o))
+                .unwrap();
+        }
+        c.commit(&tpl, CommitMode::Sync).unwrap();
+    }
+
+    /// librdkafka blocks: off the async threads.
+    pub async fn produce(bs: &str, topic: &str, counts: &[usize]) {
+        let (bs, topic, counts) = (bs.to_owned(), topic.to_owned(), counts.to_vec());
+        tokio::task::spawn_blocking(move || produce_blocking(&bs, &topic, &counts))
+            .await
+            .unwrap();
+    }
+
+    pub async fn commit(bs: &str, group: &str, topic: &str, offsets: &[(i32, i64)]) {
+        let (bs, group, topic, offsets) = (
+            bs.to_owned(),
+            group.to_owned(),
+            topic.to_owned(),
+            offsets.to_vec(),
+        );
+        tokio::task::spawn_blocking(move || commit_blocking(&bs, &group, &topic, &offsets))
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn kafka_lag_scales_from_zero_to_three_and_back() {
+    let Some([bs]) = service_envs(["KEDGE_KAFKA_BOOTSTRAP"]) else {
+        return;
+    };
+    let (topic, group) = (unique("e2e-orders"), unique("e2e-workers"));
+    kafka::create_topic(&bs, &topic, 3).await;
+    // A group that has consumed everything so far: one record per partition, committed.
+    kafka::produce(&bs, &topic, &[1, 1, 1]).await;
+    kafka::commit(&bs, &group, &topic, &[(0, 1), (1, 1), (2, 1)]).await;
+
+    let h = Harness::start("e2e-kafka").await;
+    h.scaled_object(json!({
+        "type": "kafka",
+        "metadata": {"bootstrapServers": bs, "consumerGroup": group, "topic": topic,
+                     "lagThreshold": "5"},
+    }))
+    .await;
+    // 15 records of lag at 5 per replica: 3 replicas (also the partition count, kedge's cap).
+    h.scale_out_and_back(
+        3,
+        kafka::produce(&bs, &topic, &[5, 5, 5]),
+        // The workers caught up: offsets committed at the high watermarks.
+        kafka::commit(&bs, &group, &topic, &[(0, 6), (1, 6), (2, 6)]),
+    )
+    .await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// PostgreSQL
+
+#[tokio::test]
+async fn postgresql_row_count_scales_from_zero_to_three_and_back() {
+    use sqlx::{Connection as _, Executor as _, PgConnection};
+
+    let Some([url]) = service_envs(["KEDGE_POSTGRESQL_URL"]) else {
+        return;
+    };
+    // postgres://user[:password]@host:port/db
+    let rest = url
+        .split_once("://")
+        .map_or(url.as_str(), |(_, r)| r)
+        .split('?')
+        .next()
+        .unwrap();
+    let (creds, hostpart) = rest.split_once('@').unwrap();
+    let (user, password) = creds.split_once(':').unwrap_or((creds, ""));
+    let (hostport, db) = hostpart.split_once('/').unwrap();
+    let (host, port) = hostport.split_once(':').unwrap_or((hostport, "5432"));
+    // The machine's server trusts loopback: any password does, but the trigger gets one the
+    // way it would in production.
+    let password = if password.is_empty() {
+        "trusted-anyway"
+    } else {
+        password
+    };
+
+    let table = unique("kedge_e2e_jobs");
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let mut pg = PgConnection::connect(&format!("{url}{sep}sslmode=disable"))
+        .await
+        .unwrap();
+    pg.execute(format!("CREATE TABLE {table} (id serial PRIMARY KEY, body text)").as_str())
+        .await
+        .unwrap();
+
+    let h = Harness::start("e2e-postgresql").await;
+    h.secret_auth("db", &[("password", "password", password)])
+        .await;
+    h.scaled_object(json!({
+        "type": "postgresql",
+        "metadata": {"host": host, "port": port, "userName": user, "dbName": db,
+                     "sslmode": "disable", "query": format!("SELECT count(*) FROM {table}"),
+                     "targetQueryValue": "5"},
+        "authenticationRef": {"name": "db"},
+    }))
+    .await;
+    let insert =
+        format!("INSERT INTO {table} (body) SELECT 'job ' || g FROM generate_series(1, 15) g");
+    let delete = format!("DELETE FROM {table}");
+    // 15 rows at 5 per replica: 3 replicas.
+    let mut pg2 = PgConnection::connect(&format!("{url}{sep}sslmode=disable"))
+        .await
+        .unwrap();
+    h.scale_out_and_back(
+        3,
+        async {
+            pg.execute(insert.as_str()).await.unwrap();
+        },
+        async {
+            pg2.execute(delete.as_str()).await.unwrap();
+        },
+    )
+    .await;
+    pg2.execute(format!("DROP TABLE IF EXISTS {table}").as_str())
+        .await
+        .unwrap();
+}
