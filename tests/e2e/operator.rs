@@ -535,3 +535,33 @@ async fn pod_identity_is_recorded_and_said_in_an_event() {
         Some("irsa")
     );
 }
+
+#[tokio::test]
+async fn a_failing_trigger_keeps_ready_false_across_polls() {
+    let c = Cluster::start("triggererror").await;
+    let kedge = c.run_kedge("kedge", &[]);
+    deployment(&c.client, "broken", 1).await;
+    // Nothing listens on port 9: every poll fails.
+    let trigger = json!({"type": "prometheus", "metadata": {
+        "serverAddress": "http://127.0.0.1:9", "query": "up", "threshold": "1"}});
+    scaled_object(&c.client, "broken", json!({}), trigger).await;
+    let trigger_error = |so: Option<ScaledObject>| {
+        so.and_then(|so| condition(&so, "Ready"))
+            .filter(|(status, reason, _)| status == "False" && reason == "TriggerError")
+    };
+    eventually(MINUTE, "Ready=False/TriggerError", || async {
+        trigger_error(get_so(&c.client, "broken").await)
+    })
+    .await;
+    // It stays so: the reconcile each status patch causes does not flip it back to True.
+    for _ in 0..25 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let so = get_so(&c.client, "broken").await;
+        assert!(
+            trigger_error(so.clone()).is_some(),
+            "Ready changed while the trigger still fails: {:?}\n{}",
+            so.and_then(|so| condition(&so, "Ready")),
+            kedge.output()
+        );
+    }
+}

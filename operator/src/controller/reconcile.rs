@@ -410,6 +410,9 @@ async fn apply(so: Arc<ScaledObject>, ctx: &Context) -> Result<Action, Error> {
 
     // Reuse the scalers (and their connections) when nothing they were built from changed.
     let previous = ctx.runtimes.get(&key);
+    let scalers_reused = previous
+        .as_ref()
+        .is_some_and(|p| p.fingerprint == fingerprint);
     let triggers: Vec<TriggerRuntime> = match previous
         .as_ref()
         .filter(|p| p.fingerprint == fingerprint)
@@ -538,13 +541,30 @@ async fn apply(so: Arc<ScaledObject>, ctx: &Context) -> Result<Action, Error> {
                 health.retain(|k, _| external_names.contains(k) || k == hpa::COMPOSITE_METRIC_NAME);
             }
             let was_paused = condition_status(s, "Paused") == Some("True");
-            let ready = set_condition(
-                s,
-                "Ready",
-                "True",
-                "ScaledObjectReady",
-                "ScaledObject is defined correctly and is ready for scaling",
-            );
+            // The scale loop owns `Ready` while the same scalers keep failing: a reconcile
+            // that rebuilt nothing must not flip its TriggerError back to True (every status
+            // patch of the loop causes a reconcile, so it would flap at every poll).
+            let scale_loop_says = s
+                .conditions
+                .iter()
+                .flatten()
+                .find(|c| c.type_ == "Ready")
+                .and_then(|c| c.reason.as_deref())
+                .is_some_and(|r| {
+                    r == crate::decision::REASON_TRIGGER_ERROR
+                        || r == crate::decision::REASON_PARTIAL_TRIGGER_ERROR
+                });
+            let ready = if scalers_reused && scale_loop_says {
+                false
+            } else {
+                set_condition(
+                    s,
+                    "Ready",
+                    "True",
+                    "ScaledObjectReady",
+                    "ScaledObject is defined correctly and is ready for scaling",
+                )
+            };
             if was_paused {
                 set_condition(
                     s,
