@@ -84,6 +84,14 @@ fn generate(names: &[String]) -> Result<CertBundle, CertError> {
     })
 }
 
+/// Certificates are renewed at start-up when they have less than this left (the serving
+/// certificate lasts a year; kedge restarts with every upgrade).
+const RENEW_BEFORE: Duration = Duration::from_secs(30 * 24 * 3600);
+
+fn expires_soon(pem: &str) -> bool {
+    selfsigned::not_after(pem).is_none_or(|t| t < std::time::SystemTime::now() + RENEW_BEFORE)
+}
+
 fn from_secret(secret: &Secret) -> Option<CertBundle> {
     let data = secret.data.as_ref()?;
     let text = |k: &str| {
@@ -112,8 +120,9 @@ fn to_data(b: &CertBundle) -> BTreeMap<String, ByteString> {
 }
 
 /// Reads the Secret `namespace/name`, creating it with a new CA and a serving certificate for
-/// `names` when it does not exist or is incomplete. A usable Secret is never overwritten, so
-/// replicas starting together all end up with the first one's CA.
+/// `names` when it does not exist or is incomplete, and renewing what expires within 30 days.
+/// A usable Secret is never overwritten, so replicas starting together all end up with the
+/// first one's CA.
 pub async fn ensure_secret(
     client: &kube::Client,
     namespace: &str,
@@ -128,10 +137,31 @@ pub async fn ensure_secret(
     };
     for _ in 0..5 {
         let existing = api.get_opt(name).await.map_err(err)?;
-        if let Some(bundle) = existing.as_ref().and_then(from_secret) {
-            return Ok(bundle);
+        let found = existing.as_ref().and_then(from_secret);
+        if let Some(bundle) = &found
+            && !expires_soon(&bundle.ca_cert_pem)
+            && !expires_soon(&bundle.tls_cert_pem)
+        {
+            return Ok(bundle.clone());
         }
-        let bundle = generate(names)?;
+        // Missing, incomplete, or about to expire: a new serving certificate from the same CA
+        // while the CA itself lasts (the APIService keeps trusting it), else a new CA too.
+        let bundle = match found {
+            Some(old) if !expires_soon(&old.ca_cert_pem) => {
+                let serving = selfsigned::signed_by_ca(
+                    names,
+                    "kedge-metrics-apiserver",
+                    &old.ca_cert_pem,
+                    &old.ca_key_pem,
+                )?;
+                CertBundle {
+                    tls_cert_pem: serving.cert_pem,
+                    tls_key_pem: serving.key_pem,
+                    ..old
+                }
+            }
+            _ => generate(names)?,
+        };
         let result = match existing {
             None => {
                 let secret = Secret {
@@ -150,8 +180,8 @@ pub async fn ensure_secret(
                 };
                 api.create(&PostParams::default(), &secret).await
             }
-            // Present but incomplete (e.g. created empty by a manifest): fill it in, guarded by
-            // its resourceVersion.
+            // Present but incomplete (e.g. created empty by a manifest) or expiring: replace
+            // its data, guarded by its resourceVersion.
             Some(mut secret) => {
                 secret.data = Some(to_data(&bundle));
                 api.replace(name, &PostParams::default(), &secret).await
@@ -252,4 +282,54 @@ pub fn spawn_ca_bundle_keeper(
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    #[tokio::test]
+    async fn one_secret_for_all_replicas_renewed_from_the_same_ca() {
+        let cluster = local_cluster::LocalCluster::start(local_cluster::Config {
+            simulate_hpa: false,
+            simulate_workloads: false,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let client = cluster.client().await.unwrap();
+        let names = service_names("kedge-metrics-apiserver", "default");
+
+        let first = ensure_secret(&client, "default", "kedge-certs", &names)
+            .await
+            .unwrap();
+        let again = ensure_secret(&client, "default", "kedge-certs", &names)
+            .await
+            .unwrap();
+        assert_eq!(first.ca_cert_pem, again.ca_cert_pem);
+        assert_eq!(first.tls_cert_pem, again.tls_cert_pem);
+        assert!(!expires_soon(&first.tls_cert_pem));
+
+        // An unreadable (or expiring) serving certificate is replaced, signed by the same CA,
+        // so the APIService's caBundle stays valid.
+        let api: Api<Secret> = Api::namespaced(client.clone(), "default");
+        api.patch(
+            "kedge-certs",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"data": {TLS_CERT: "bm90IGEgY2VydA=="}})),
+        )
+        .await
+        .unwrap();
+        let renewed = ensure_secret(&client, "default", "kedge-certs", &names)
+            .await
+            .unwrap();
+        assert_eq!(renewed.ca_cert_pem, first.ca_cert_pem);
+        assert_ne!(renewed.tls_cert_pem, first.tls_cert_pem);
+        assert!(!expires_soon(&renewed.tls_cert_pem));
+        let stored = from_secret(&api.get("kedge-certs").await.unwrap()).unwrap();
+        assert_eq!(stored.tls_cert_pem, renewed.tls_cert_pem);
+        cluster.shutdown().await;
+    }
 }

@@ -111,6 +111,17 @@ pub fn new_ca(common_name: &str) -> Result<(String, String), TlsError> {
     Ok((cert.pem(), key.serialize_pem()))
 }
 
+/// When the first certificate of `pem` expires; `None` when it cannot be read.
+pub fn not_after(pem: &str) -> Option<std::time::SystemTime> {
+    let der = super::certificates_from_pem(pem.as_bytes(), "certificate")
+        .ok()?
+        .into_iter()
+        .next()?;
+    let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref()).ok()?;
+    let secs = u64::try_from(cert.validity().not_after.timestamp()).ok()?;
+    Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+}
+
 /// Always serves one certificate.
 #[derive(Debug)]
 pub struct FixedCert(pub Arc<CertifiedKey>);
