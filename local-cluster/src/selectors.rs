@@ -173,6 +173,11 @@ impl FieldSelector {
         Ok(FieldSelector(reqs))
     }
 
+    /// Whether there are no requirements (everything matches).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// Whether an object satisfies every requirement; missing fields compare as `""`.
     pub fn matches(&self, object: &Value) -> bool {
         self.0.iter().all(|(path, eq, value)| {

@@ -1,6 +1,9 @@
 //! Resource-agnostic in-memory storage: JSON objects keyed by group/resource, namespace and name,
 //! one cluster-wide resourceVersion counter (as etcd's revision), a bounded event history per
-//! resource for watches that resume from an older version, and a broadcast of every change.
+//! resource for watches that resume from an older version, and broadcasts of every change: one of
+//! all changes (for the simulated controllers) and one per resource (for watches, so a watcher
+//! only wakes for, and can only be overrun by, the resource it watches — as with
+//! kube-apiserver's per-resource watch cache).
 //!
 //! All mutations happen inside a [`Txn`] that holds the lock, so a read-check-write sequence
 //! (resourceVersion preconditions, garbage collection) is atomic, and a watch that subscribes
@@ -58,11 +61,18 @@ struct History {
     events: VecDeque<Arc<StoreEvent>>,
     /// The highest resourceVersion dropped from `events`; watches from before it get 410 Gone.
     compacted: u64,
+    /// Changes of this resource, created by the first watch of it.
+    tx: Option<broadcast::Sender<Arc<StoreEvent>>>,
 }
+
+/// Events a receiver may fall behind by before it is told it lagged.
+const BROADCAST_CAPACITY: usize = 8192;
 
 struct Inner {
     rv: u64,
-    objects: HashMap<GroupResource, BTreeMap<Key, Value>>,
+    /// Stored objects are immutable once stored: a write replaces the `Arc`, so readers (lists,
+    /// watch events) share them without copying and can render them after the lock is released.
+    objects: HashMap<GroupResource, BTreeMap<Key, Arc<Value>>>,
     history: HashMap<GroupResource, History>,
 }
 
@@ -86,7 +96,7 @@ impl Store {
     pub fn new(history_limit: usize) -> Self {
         // The broadcast buffer only has to absorb bursts between a watcher's polls; a watcher
         // that falls further behind gets 410 and re-lists, as with a real API server.
-        let (tx, _) = broadcast::channel(8192);
+        let (tx, _) = broadcast::channel(BROADCAST_CAPACITY);
         Store {
             inner: Mutex::new(Inner {
                 rv: 1,
@@ -125,6 +135,16 @@ impl Txn<'_> {
 
     /// One object.
     pub fn get(&self, gr: &GroupResource, namespace: &str, name: &str) -> Option<&Value> {
+        self.get_shared(gr, namespace, name).map(|v| &**v)
+    }
+
+    /// One object, shared (a reference count, not a copy).
+    pub fn get_shared(
+        &self,
+        gr: &GroupResource,
+        namespace: &str,
+        name: &str,
+    ) -> Option<&Arc<Value>> {
         self.inner
             .objects
             .get(gr)?
@@ -133,17 +153,26 @@ impl Txn<'_> {
 
     /// Objects of one resource, optionally of one namespace, ordered by namespace then name.
     pub fn list(&self, gr: &GroupResource, namespace: Option<&str>) -> Vec<&Value> {
-        let Some(map) = self.inner.objects.get(gr) else {
-            return Vec::new();
-        };
-        match namespace {
-            Some(ns) => map
-                .range((ns.to_string(), String::new())..)
-                .take_while(|((n, _), _)| n == ns)
-                .map(|(_, v)| v)
-                .collect(),
-            None => map.values().collect(),
-        }
+        self.list_shared(gr, namespace).map(|v| &**v).collect()
+    }
+
+    /// [`Txn::list`], shared: clone the `Arc`s to keep them past the transaction.
+    pub fn list_shared<'s>(
+        &'s self,
+        gr: &GroupResource,
+        namespace: Option<&str>,
+    ) -> impl Iterator<Item = &'s Arc<Value>> + use<'s> {
+        let map = self.inner.objects.get(gr);
+        let ns = namespace.map(str::to_string);
+        let range = map.map(|map| match &ns {
+            Some(ns) => map.range((ns.clone(), String::new())..),
+            None => map.range::<Key, _>(..),
+        });
+        range
+            .into_iter()
+            .flatten()
+            .take_while(move |((n, _), _)| ns.as_ref().is_none_or(|ns| n == ns))
+            .map(|(_, v)| v)
     }
 
     /// Every object of every resource (for garbage collection and namespace deletion).
@@ -151,18 +180,19 @@ impl Txn<'_> {
         self.inner
             .objects
             .iter()
-            .flat_map(|(gr, map)| map.values().map(move |v| (gr.clone(), v)))
+            .flat_map(|(gr, map)| map.values().map(move |v| (gr.clone(), &**v)))
             .collect()
     }
 
     /// Store an object, assigning the next resourceVersion; returns the stored object.
-    pub fn put(&mut self, gr: &GroupResource, mut object: Value) -> Value {
+    pub fn put(&mut self, gr: &GroupResource, mut object: Value) -> Arc<Value> {
         let (namespace, name) = key_of(&object);
         self.inner.rv += 1;
         let rv = self.inner.rv;
         if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
             meta.insert("resourceVersion".into(), Value::String(rv.to_string()));
         }
+        let object = Arc::new(object);
         let previous = self
             .inner
             .objects
@@ -178,31 +208,37 @@ impl Txn<'_> {
             kind,
             gr: gr.clone(),
             rv,
-            object: Arc::new(object.clone()),
-            previous: previous.map(Arc::new),
+            object: object.clone(),
+            previous,
         });
         object
     }
 
     /// Remove an object; the DELETED event carries it with a fresh resourceVersion.
-    pub fn remove(&mut self, gr: &GroupResource, namespace: &str, name: &str) -> Option<Value> {
-        let mut object = self
+    pub fn remove(
+        &mut self,
+        gr: &GroupResource,
+        namespace: &str,
+        name: &str,
+    ) -> Option<Arc<Value>> {
+        let previous = self
             .inner
             .objects
             .get_mut(gr)?
             .remove(&(namespace.to_string(), name.to_string()))?;
-        let previous = object.clone();
+        let mut object = (*previous).clone();
         self.inner.rv += 1;
         let rv = self.inner.rv;
         if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
             meta.insert("resourceVersion".into(), Value::String(rv.to_string()));
         }
+        let object = Arc::new(object);
         self.record(StoreEvent {
             kind: EventType::Deleted,
             gr: gr.clone(),
             rv,
-            object: Arc::new(object.clone()),
-            previous: Some(Arc::new(previous)),
+            object: object.clone(),
+            previous: Some(previous),
         });
         Some(object)
     }
@@ -218,16 +254,17 @@ impl Txn<'_> {
             }
         }
         // No receivers is fine: nobody is watching.
+        if let Some(tx) = &history.tx {
+            let _ = tx.send(event.clone());
+        }
         let _ = self.store.tx.send(event);
     }
 
     /// Events of one resource after `since`, plus a receiver for everything later. `None` when
     /// events after `since` were already compacted away (the caller answers 410 Gone).
-    pub fn watch_from(&self, gr: &GroupResource, since: u64) -> Option<Subscription> {
-        let rx = self.store.tx.subscribe();
-        let Some(history) = self.inner.history.get(gr) else {
-            return Some((Vec::new(), rx));
-        };
+    pub fn watch_from(&mut self, gr: &GroupResource, since: u64) -> Option<Subscription> {
+        let rx = self.subscribe_resource(gr);
+        let history = self.inner.history.get(gr)?;
         if since < history.compacted {
             return None;
         }
@@ -243,6 +280,18 @@ impl Txn<'_> {
     /// A receiver for all future events.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<StoreEvent>> {
         self.store.tx.subscribe()
+    }
+
+    /// A receiver for the future events of one resource.
+    pub fn subscribe_resource(
+        &mut self,
+        gr: &GroupResource,
+    ) -> broadcast::Receiver<Arc<StoreEvent>> {
+        let history = self.inner.history.entry(gr.clone()).or_default();
+        history
+            .tx
+            .get_or_insert_with(|| broadcast::channel(BROADCAST_CAPACITY).0)
+            .subscribe()
     }
 }
 
@@ -289,5 +338,33 @@ mod tests {
         let removed = txn.remove(&gr, "a", "x").unwrap();
         assert_eq!(removed["metadata"]["resourceVersion"], "8");
         assert!(txn.get(&gr, "a", "x").is_none());
+    }
+
+    #[test]
+    fn resource_subscriptions_see_only_their_resource() {
+        let store = Store::new(10);
+        let (cms, secrets) = (
+            GroupResource::new("", "configmaps"),
+            GroupResource::new("", "secrets"),
+        );
+        let mut txn = store.txn();
+        let mut all = txn.subscribe();
+        let mut only_cms = txn.subscribe_resource(&cms);
+        txn.put(&secrets, obj("a", "s"));
+        txn.put(&cms, obj("a", "c"));
+        txn.put(&cms, obj("b", "c"));
+        assert_eq!(
+            txn.list_shared(&cms, Some("a")).count(),
+            1,
+            "namespace ranges stop at the namespace"
+        );
+        assert_eq!(txn.list_shared(&cms, None).count(), 2);
+        assert_eq!(txn.list_shared(&secrets, Some("b")).count(), 0);
+        drop(txn);
+        let rvs = |rx: &mut broadcast::Receiver<Arc<StoreEvent>>| {
+            std::iter::from_fn(|| rx.try_recv().ok().map(|e| e.rv)).collect::<Vec<_>>()
+        };
+        assert_eq!(rvs(&mut all), vec![2, 3, 4]);
+        assert_eq!(rvs(&mut only_cms), vec![3, 4]);
     }
 }

@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc};
 
 use crate::error::{ApiError, ApiResult};
-use crate::objects::render;
-use crate::resources::ResourceType;
+use crate::objects::{Rendered, render};
+use crate::resources::{GroupResource, ResourceType};
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::state::State;
 use crate::store::{EventType, StoreEvent};
@@ -41,6 +41,8 @@ pub struct WatchParams {
 
 struct Watcher {
     rt: Arc<ResourceType>,
+    /// `rt`'s group and resource, compared with every event of the store.
+    gr: GroupResource,
     params: WatchParams,
 }
 
@@ -52,25 +54,33 @@ impl Watcher {
             }
             _ => true,
         };
-        // Field selectors name fields of the version being watched.
+        // Field selectors name fields of the version being watched; rendering never changes
+        // labels, so only a field selector needs the rendered object.
         ns_ok
             && self.params.labels.matches(obj)
-            && self.params.fields.matches(&render(&self.rt, obj))
+            && (self.params.fields.is_empty() || self.params.fields.matches(&render(&self.rt, obj)))
     }
 
     fn frame(&self, kind: &str, obj: &Value) -> Bytes {
-        let rendered = render(&self.rt, obj);
-        let object = match self.params.table {
-            Some(include) => {
-                let rv = obj
-                    .pointer("/metadata/resourceVersion")
-                    .and_then(Value::as_str)
-                    .and_then(|s| s.parse().ok())
-                    .unwrap_or(0);
-                table::table(&self.rt, &[rendered], rv, include)
+        let Some(include) = self.params.table else {
+            // `{"object":…,"type":…}`: the bytes `line(&json!({"type": kind, "object": rendered}))`
+            // gives, without copying the object to render it.
+            let mut buf = b"{\"object\":".to_vec();
+            if serde_json::to_writer(&mut buf, &Rendered { rt: &self.rt, obj }).is_err() {
+                return line(&json!({"type": kind, "object": render(&self.rt, obj)}));
             }
-            None => rendered,
+            buf.extend_from_slice(b",\"type\":");
+            let _ = serde_json::to_writer(&mut buf, kind);
+            buf.extend_from_slice(b"}\n");
+            return Bytes::from(buf);
         };
+        let rendered = render(&self.rt, obj);
+        let rv = obj
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let object = table::table(&self.rt, &[rendered], rv, include);
         line(&json!({"type": kind, "object": object}))
     }
 
@@ -86,7 +96,7 @@ impl Watcher {
 
     /// Translate a store event for this watcher: selector changes turn MODIFIED into ADDED/DELETED.
     fn translate(&self, ev: &StoreEvent) -> Option<Bytes> {
-        if ev.gr != self.rt.group_resource() {
+        if ev.gr != self.gr {
             return None;
         }
         let now = self.matches(&ev.object);
@@ -118,19 +128,25 @@ pub fn start(
     rt: Arc<ResourceType>,
     params: WatchParams,
 ) -> ApiResult<mpsc::Receiver<Bytes>> {
-    let watcher = Watcher { rt, params };
-    let gr = watcher.rt.group_resource();
-    let mut first: Vec<Bytes> = Vec::new();
-    let (rx, start_rv) = {
-        let txn = state.store.txn();
+    let gr = rt.group_resource();
+    let watcher = Watcher {
+        rt,
+        gr: gr.clone(),
+        params,
+    };
+    // Under the lock: what exists or happened up to now, and the subscription for the rest.
+    // Selectors and serialization run after it is released (stored objects are immutable).
+    enum Start {
+        Replay(Vec<Arc<StoreEvent>>),
+        Snapshot(Vec<Arc<Value>>),
+    }
+    let (start, rx, start_rv) = {
+        let mut txn = state.store.txn();
         let start_rv = txn.resource_version();
         match watcher.params.resource_version {
             Some(rv) if !watcher.params.send_initial_events => {
                 match txn.watch_from(&gr, rv) {
-                    Some((events, rx)) => {
-                        first.extend(events.iter().filter_map(|e| watcher.translate(e)));
-                        (rx, start_rv)
-                    }
+                    Some((events, rx)) => (Start::Replay(events), rx, start_rv),
                     None => {
                         // Like kube-apiserver: 200 and a single ERROR event carrying 410 Expired.
                         let status =
@@ -148,16 +164,27 @@ pub fn start(
                 } else {
                     None
                 };
-                for obj in txn.list(&gr, ns) {
-                    if watcher.matches(obj) {
-                        first.push(watcher.frame("ADDED", obj));
-                    }
-                }
-                if watcher.params.send_initial_events {
-                    first.push(watcher.bookmark(start_rv, true));
-                }
-                (txn.subscribe(), start_rv)
+                let objects = txn.list_shared(&gr, ns).cloned().collect();
+                (
+                    Start::Snapshot(objects),
+                    txn.subscribe_resource(&gr),
+                    start_rv,
+                )
             }
+        }
+    };
+    let first: Vec<Bytes> = match start {
+        Start::Replay(events) => events.iter().filter_map(|e| watcher.translate(e)).collect(),
+        Start::Snapshot(objects) => {
+            let mut first: Vec<Bytes> = objects
+                .iter()
+                .filter(|obj| watcher.matches(obj))
+                .map(|obj| watcher.frame("ADDED", obj))
+                .collect();
+            if watcher.params.send_initial_events {
+                first.push(watcher.bookmark(start_rv, true));
+            }
+            first
         }
     };
     let (tx, out) = mpsc::channel(64);

@@ -3,6 +3,7 @@
 //! ownerReferences.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use serde_json::{Value, json};
 
@@ -95,7 +96,7 @@ fn delete_in_txn(
         if is_namespace {
             marked["status"] = json!({"phase": "Terminating"});
         }
-        marked = txn.put(gr, marked);
+        marked = (*txn.put(gr, marked)).clone();
     }
     if is_namespace {
         let ns = meta_str(obj, "name").unwrap_or_default().to_string();
@@ -162,7 +163,7 @@ pub(super) fn remove_final(
     obj: &Value,
     propagation: Propagation,
     post: &mut Vec<PostCommit>,
-) -> Option<Value> {
+) -> Option<Arc<Value>> {
     let (ns, name) = key_of(obj);
     let removed = txn.remove(gr, &ns, &name);
     let uid = meta_str(obj, "uid").unwrap_or_default().to_string();

@@ -8,6 +8,7 @@ mod delete;
 mod scale;
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
@@ -23,7 +24,7 @@ use crate::patch::{self, PatchType};
 use crate::resources::{ResourceType, Special, types_from_crd};
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::state::State;
-use crate::store::{Txn, key_of};
+use crate::store::Txn;
 
 /// The `fieldValidation` query parameter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -142,6 +143,50 @@ pub fn render(rt: &ResourceType, obj: &Value) -> Value {
     out
 }
 
+/// [`render`] without the copy: serializes a stored object as read through `rt`, to the same
+/// bytes `serde_json::to_vec(&render(rt, obj))` gives.
+pub struct Rendered<'a> {
+    /// The version it is read through.
+    pub rt: &'a ResourceType,
+    /// The stored object.
+    pub obj: &'a Value,
+}
+
+impl serde::Serialize for Rendered<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let map = match self.obj.as_object() {
+            Some(map) if self.rt.special != Special::EventV1 => map,
+            _ => return render(self.rt, self.obj).serialize(serializer),
+        };
+        let api_version = self.rt.api_version();
+        // Keys in the order a `serde_json::Map` (sorted) would hold them once `apiVersion` and
+        // `kind` are set: the two overrides merged into the stored keys.
+        let mut overrides = [
+            ("apiVersion", api_version.as_str()),
+            ("kind", self.rt.kind.as_str()),
+        ]
+        .into_iter()
+        .peekable();
+        let kept = map.len() + 2
+            - usize::from(map.contains_key("apiVersion"))
+            - usize::from(map.contains_key("kind"));
+        let mut out = serializer.serialize_map(Some(kept))?;
+        for (k, v) in map {
+            while let Some((ok, ov)) = overrides.next_if(|(ok, _)| *ok <= k.as_str()) {
+                out.serialize_entry(ok, ov)?;
+            }
+            if k != "apiVersion" && k != "kind" {
+                out.serialize_entry(k, v)?;
+            }
+        }
+        for (ok, ov) in overrides {
+            out.serialize_entry(ok, ov)?;
+        }
+        out.end()
+    }
+}
+
 /// A request body in the form the storage keeps (only Events differ between versions).
 fn to_storage(rt: &ResourceType, obj: Value) -> Value {
     if rt.special == Special::EventV1 {
@@ -170,11 +215,48 @@ pub fn get(
     namespace: Option<&str>,
     name: &str,
 ) -> ApiResult<Value> {
-    let txn = state.store.txn();
-    let obj = txn
-        .get(&rt.group_resource(), ns_key(rt, namespace), name)
+    let obj = state
+        .store
+        .txn()
+        .get_shared(&rt.group_resource(), ns_key(rt, namespace), name)
+        .cloned()
         .ok_or_else(|| not_found(rt, name))?;
-    Ok(render(rt, obj))
+    // Rendered after the lock is released: the stored object is immutable.
+    Ok(render(rt, &obj))
+}
+
+/// Stored objects matching a query (in storage form, shared), with the resourceVersion they
+/// were read at. The lock is held only to take references; selectors run after it is released.
+pub fn select_shared(
+    state: &State,
+    rt: &ResourceType,
+    namespace: Option<&str>,
+    labels: &LabelSelector,
+    fields: &FieldSelector,
+) -> (Vec<Arc<Value>>, u64) {
+    let (all, rv) = {
+        let txn = state.store.txn();
+        let ns = if rt.namespaced { namespace } else { None };
+        let all: Vec<Arc<Value>> = txn.list_shared(&rt.group_resource(), ns).cloned().collect();
+        (all, txn.resource_version())
+    };
+    let items = all
+        .into_iter()
+        .filter(|o| matches_rendered(rt, o, labels, fields))
+        .collect();
+    (items, rv)
+}
+
+/// Whether the object, as read through `rt`, satisfies the selectors. Rendering changes only
+/// `apiVersion`, `kind` and (for events.k8s.io Events) top-level field names, never
+/// `metadata.labels`, so only field selectors need the rendered form.
+fn matches_rendered(
+    rt: &ResourceType,
+    obj: &Value,
+    labels: &LabelSelector,
+    fields: &FieldSelector,
+) -> bool {
+    labels.matches(obj) && (fields.is_empty() || fields.matches(&render(rt, obj)))
 }
 
 /// Objects matching a query, with the resourceVersion they were read at.
@@ -185,15 +267,8 @@ pub fn select(
     labels: &LabelSelector,
     fields: &FieldSelector,
 ) -> (Vec<Value>, u64) {
-    let txn = state.store.txn();
-    let ns = if rt.namespaced { namespace } else { None };
-    let items = txn
-        .list(&rt.group_resource(), ns)
-        .into_iter()
-        .map(|o| render(rt, o))
-        .filter(|o| labels.matches(o) && fields.matches(o))
-        .collect();
-    (items, txn.resource_version())
+    let (items, rv) = select_shared(state, rt, namespace, labels, fields);
+    (items.iter().map(|o| render(rt, o)).collect(), rv)
 }
 
 /// LIST: a `<Kind>List` object.
@@ -390,7 +465,7 @@ pub fn create(
     let stored = txn.put(&gr, obj);
     drop(txn);
     if rt.special == Special::CustomResourceDefinition {
-        run_post(state, vec![PostCommit::Crd(name, Some(stored.clone()))]);
+        run_post(state, vec![PostCommit::Crd(name, Some((*stored).clone()))]);
     }
     warnings.dedup();
     Ok(Written {
@@ -400,32 +475,40 @@ pub fn create(
     })
 }
 
-/// Everything but metadata (and status, when status has its own subresource): changes to this
-/// bump `metadata.generation`.
-fn generation_relevant(rt: &ResourceType, obj: &Value) -> Value {
-    let mut v = obj.clone();
-    if let Some(map) = v.as_object_mut() {
-        map.remove("metadata");
-        map.remove("apiVersion");
-        map.remove("kind");
-        if rt.status_subresource {
-            map.remove("status");
-        }
-    }
-    v
+/// `a == b` once the `skip` keys are removed from both (when they are objects), without
+/// copying either.
+fn eq_without(a: &Value, b: &Value, skip: &[&str]) -> bool {
+    let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else {
+        return a == b;
+    };
+    // Both maps iterate in key order, so the filtered sequences compare pairwise.
+    let kept = |(k, _): &(&String, &Value)| !skip.contains(&k.as_str());
+    a.iter().filter(kept).eq(b.iter().filter(kept))
 }
 
-fn without_volatile(obj: &Value) -> Value {
-    let mut v = obj.clone();
-    if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
-        m.remove("resourceVersion");
-        m.remove("managedFields");
+/// Whether two versions differ in what bumps `metadata.generation`: everything but metadata
+/// (and status, when status has its own subresource).
+fn generation_changed(rt: &ResourceType, new: &Value, old: &Value) -> bool {
+    let skip: &[&str] = if rt.status_subresource {
+        &["metadata", "apiVersion", "kind", "status"]
+    } else {
+        &["metadata", "apiVersion", "kind"]
+    };
+    !eq_without(new, old, skip)
+}
+
+/// Whether two versions are equal but for resourceVersion, managedFields and type metadata
+/// (such an update is a no-op: no new resourceVersion, no event).
+fn same_but_volatile(a: &Value, b: &Value) -> bool {
+    if !(a.is_object() && b.is_object()) {
+        return a == b;
     }
-    if let Some(map) = v.as_object_mut() {
-        map.remove("apiVersion");
-        map.remove("kind");
-    }
-    v
+    let meta_equal = match (a.get("metadata"), b.get("metadata")) {
+        (None, None) => true,
+        (Some(x), Some(y)) => eq_without(x, y, &["resourceVersion", "managedFields"]),
+        _ => false,
+    };
+    meta_equal && eq_without(a, b, &["metadata", "apiVersion", "kind"])
 }
 
 /// Turn a PUT/PATCH body into the object to store, given the stored one.
@@ -552,7 +635,7 @@ fn prepare_update(
         .get("generation")
         .and_then(Value::as_i64)
         .unwrap_or(1);
-    let bumped = if generation_relevant(rt, &new) != generation_relevant(rt, old) {
+    let bumped = if generation_changed(rt, &new, old) {
         generation + 1
     } else {
         generation
@@ -575,11 +658,11 @@ fn commit_update(
     state: &State,
     txn: &mut Txn<'_>,
     rt: &ResourceType,
-    old: &Value,
+    old: &Arc<Value>,
     new: Value,
     post: &mut Vec<PostCommit>,
-) -> Value {
-    if without_volatile(&new) == without_volatile(old) {
+) -> Arc<Value> {
+    if same_but_volatile(&new, old) {
         return old.clone();
     }
     let gr = rt.group_resource();
@@ -589,10 +672,8 @@ fn commit_update(
         .and_then(Value::as_array)
         .is_some_and(|f| !f.is_empty());
     if deleting && !finalizers_left {
-        let (ns, name) = key_of(&new);
         // Store the final state first so watchers see the finalizer removal, then delete.
-        txn.put(&gr, new);
-        let stored = txn.get(&gr, &ns, &name).cloned().unwrap_or_default();
+        let stored = txn.put(&gr, new);
         return remove_final(state, txn, &gr, &stored, Propagation::Background, post)
             .unwrap_or(stored);
     }
@@ -600,7 +681,7 @@ fn commit_update(
     if rt.special == Special::CustomResourceDefinition {
         post.push(PostCommit::Crd(
             meta_str(&stored, "name").unwrap_or_default().to_string(),
-            Some(stored.clone()),
+            Some((*stored).clone()),
         ));
     }
     stored
@@ -619,7 +700,7 @@ pub fn update(
     let mut txn = state.store.txn();
     let gr = rt.group_resource();
     let old = txn
-        .get(&gr, ns_key(rt, namespace), name)
+        .get_shared(&gr, ns_key(rt, namespace), name)
         .cloned()
         .ok_or_else(|| not_found(rt, name))?;
     let (new, warnings) = prepare_update(state, rt, &old, body, sub, opts)?;
@@ -673,7 +754,7 @@ pub fn patch(
     let gr = rt.group_resource();
     // One transaction from read to write, so the patch applies to exactly the stored object.
     let mut txn = state.store.txn();
-    let Some(old) = txn.get(&gr, ns_key(rt, namespace), name).cloned() else {
+    let Some(old) = txn.get_shared(&gr, ns_key(rt, namespace), name).cloned() else {
         drop(txn);
         if patch_type == PatchType::Apply && sub == Subresource::Main {
             let mut obj = body.clone();
@@ -713,16 +794,16 @@ pub fn modify(
     let mut txn = state.store.txn();
     let gr = rt.group_resource();
     let old = txn
-        .get(&gr, ns_key(rt, Some(namespace)), name)
+        .get_shared(&gr, ns_key(rt, Some(namespace)), name)
         .cloned()
         .ok_or_else(|| not_found(rt, name))?;
-    let mut new = old.clone();
+    let mut new = (*old).clone();
     f(&mut new);
     let generation = meta(&old)
         .and_then(|m| m.get("generation"))
         .and_then(Value::as_i64)
         .unwrap_or(1);
-    if generation_relevant(rt, &new) != generation_relevant(rt, &old) {
+    if generation_changed(rt, &new, &old) {
         meta_mut(&mut new).insert("generation".into(), json!(generation + 1));
     }
     let mut post = Vec::new();
@@ -781,5 +862,99 @@ pub fn bootstrap(state: &State, client_ca_pem: Option<&str>) {
             json!({"metadata": {"name": "extension-apiserver-authentication", "namespace": "kube-system"}, "data": data}),
             &WriteOptions::default(),
         );
+    }
+}
+
+#[cfg(test)]
+mod compare_tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use crate::resources::Registry;
+
+    /// The copies the comparisons used to make, as the reference.
+    fn without(obj: &Value, top: &[&str], in_meta: &[&str]) -> Value {
+        let mut v = obj.clone();
+        if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+            for k in in_meta {
+                m.remove(*k);
+            }
+        }
+        if let Some(map) = v.as_object_mut() {
+            for k in top {
+                map.remove(*k);
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn comparisons_match_comparing_copies() {
+        let registry = Registry::default();
+        let deploy = registry.find("apps", "v1", "deployments").unwrap();
+        let cm = registry.find("", "v1", "configmaps").unwrap();
+        let base = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "a", "resourceVersion": "1", "managedFields": [1], "labels": {"x": "y"}},
+            "spec": {"replicas": 1}, "status": {"replicas": 1}});
+        let variants = [
+            json!({"metadata": {"name": "a", "resourceVersion": "2", "labels": {"x": "y"}}, "spec": {"replicas": 1}, "status": {"replicas": 1}}),
+            json!({"metadata": {"name": "a", "labels": {"x": "z"}}, "spec": {"replicas": 1}, "status": {"replicas": 1}}),
+            json!({"metadata": {"name": "a", "labels": {"x": "y"}}, "spec": {"replicas": 2}, "status": {"replicas": 1}}),
+            json!({"metadata": {"name": "a", "labels": {"x": "y"}}, "spec": {"replicas": 1}, "status": {"replicas": 3}}),
+            json!({"metadata": {"name": "a", "labels": {"x": "y"}}, "spec": {"replicas": 1}}),
+            json!({"metadata": "odd", "spec": {"replicas": 1}, "status": {"replicas": 1}}),
+            json!({"spec": {"replicas": 1}, "status": {"replicas": 1}}),
+            json!({"kind": "Other", "metadata": {"name": "a", "managedFields": [], "labels": {"x": "y"}}, "spec": {"replicas": 1}, "status": {"replicas": 1}}),
+            json!("not an object"),
+            base.clone(),
+        ];
+        for v in &variants {
+            for (a, b) in [(v, &base), (&base, v), (v, v)] {
+                let volatile = without(
+                    a,
+                    &["apiVersion", "kind"],
+                    &["resourceVersion", "managedFields"],
+                ) == without(
+                    b,
+                    &["apiVersion", "kind"],
+                    &["resourceVersion", "managedFields"],
+                );
+                assert_eq!(same_but_volatile(a, b), volatile, "{a} vs {b}");
+                for rt in [&deploy, &cm] {
+                    let mut top = vec!["metadata", "apiVersion", "kind"];
+                    if rt.status_subresource {
+                        top.push("status");
+                    }
+                    let changed = without(a, &top, &[]) != without(b, &top, &[]);
+                    assert_eq!(generation_changed(rt, a, b), changed, "{a} vs {b}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn rendered_serializes_like_render() {
+        let registry = Registry::default();
+        let objects = [
+            json!({"metadata": {"name": "a"}, "spec": {}}),
+            json!({"apiVersion": "old/v0", "kind": "Old", "metadata": {"name": "a"}, "zzz": 1}),
+            json!({"Z": 1, "a": 2, "apiVersionX": 3, "b": 4, "kind": "K", "kinds": 5}),
+            json!({}),
+            json!({"metadata": {"name": "e"}, "involvedObject": {"kind": "Pod"}, "message": "m", "count": 2}),
+        ];
+        for (group, plural) in [
+            ("apps", "deployments"),
+            ("", "configmaps"),
+            ("events.k8s.io", "events"),
+            ("", "events"),
+        ] {
+            let rt = registry.find(group, "v1", plural).unwrap();
+            for obj in &objects {
+                assert_eq!(
+                    serde_json::to_string(&Rendered { rt: &rt, obj }).unwrap(),
+                    serde_json::to_string(&render(&rt, obj)).unwrap(),
+                    "{plural} {obj}"
+                );
+            }
+        }
     }
 }

@@ -4,8 +4,8 @@
 use serde_json::{Value, json};
 
 use super::{
-    Subresource, WriteOptions, commit_update, get, meta, meta_str, not_found, ns_key,
-    prepare_update, render, run_post,
+    Subresource, WriteOptions, commit_update, meta, meta_str, not_found, ns_key, prepare_update,
+    render, run_post,
 };
 use crate::error::{ApiError, ApiResult, Cause};
 use crate::patch::{self, PatchType};
@@ -61,8 +61,8 @@ pub fn scale_of(rt: &ResourceType, obj: &Value) -> ApiResult<Value> {
         Some(p) => get_path(obj, p).and_then(Value::as_str).map(str::to_string),
         None => obj.pointer("/spec/selector").map(label_selector_string),
     };
-    let m = meta(obj).cloned().unwrap_or_default();
-    let pick = |k: &str| m.get(k).cloned().unwrap_or(Value::Null);
+    let m = meta(obj);
+    let pick = |k: &str| m.and_then(|m| m.get(k)).cloned().unwrap_or(Value::Null);
     let mut metadata = json!({
         "name": pick("name"),
         "uid": pick("uid"),
@@ -92,8 +92,12 @@ pub fn get_scale(
     namespace: Option<&str>,
     name: &str,
 ) -> ApiResult<Value> {
-    let obj = get(state, rt, namespace, name)?;
-    scale_of(rt, &obj)
+    // Read in place: a Scale only takes a few fields, and rendering changes none of them.
+    let txn = state.store.txn();
+    let obj = txn
+        .get(&rt.group_resource(), ns_key(rt, namespace), name)
+        .ok_or_else(|| not_found(rt, name))?;
+    scale_of(rt, obj)
 }
 
 /// PUT /scale: only `spec.replicas` is taken from the body.
@@ -129,7 +133,7 @@ pub fn update_scale(
     let mut txn = state.store.txn();
     let gr = rt.group_resource();
     let old = txn
-        .get(&gr, ns_key(rt, namespace), name)
+        .get_shared(&gr, ns_key(rt, namespace), name)
         .cloned()
         .ok_or_else(|| not_found(rt, name))?;
     if let Some(rv) = scale
@@ -140,7 +144,7 @@ pub fn update_scale(
     {
         return Err(ApiError::conflict(&rt.group, &rt.plural, name));
     }
-    let mut body = old.clone();
+    let mut body = (*old).clone();
     set_path(&mut body, &paths.spec_replicas, json!(replicas));
     if let Some(m) = body.get_mut("metadata").and_then(Value::as_object_mut) {
         m.remove("resourceVersion");

@@ -6,6 +6,7 @@
 //! mapped back to the ScaledObjects that read them through [`Dependencies`]).
 
 mod deps;
+mod index;
 mod reconcile;
 
 use std::sync::Arc;
@@ -25,6 +26,7 @@ use scaler_core::Registry;
 use tracing::{info, warn};
 
 pub use deps::Dependencies;
+pub use index::ScaledObjectIndex;
 
 use crate::crd::{ClusterTriggerAuthentication, ScaledObject, TriggerAuthentication};
 use crate::resolve::ResolveSettings;
@@ -77,6 +79,8 @@ pub struct Context {
     pub cluster_trigger_auths: Store<ClusterTriggerAuthentication>,
     /// ScaledObjects (the controller's own cache), for the one-per-workload checks.
     pub scaled_objects: Store<ScaledObject>,
+    /// ScaledObjects by target and HPA name, kept from the same watch as `scaled_objects`.
+    pub scaled_object_index: ScaledObjectIndex,
     /// Who reads what.
     pub deps: Dependencies,
     /// Status writers by object, shared with the scale loop through the runtimes.
@@ -175,7 +179,23 @@ pub async fn run(
         .default_backoff()
         .touched_objects();
 
-    let controller = Controller::new(so_api, watcher::Config::default()).with_config(
+    // What `Controller::new` builds, with the index fed from the same events as the store, and
+    // without managedFields, which nothing here reads (they are most of a large object's
+    // metadata on a real cluster, and the store holds every ScaledObject).
+    let (so_store, so_writer) = reflector::store();
+    let so_index = ScaledObjectIndex::default();
+    let so_events = {
+        let index = so_index.clone();
+        watcher(so_api, watcher::Config::default()).map(move |event| {
+            event.map(|event| {
+                let event = event.modify(|so| so.metadata.managed_fields = None);
+                index.apply(&event);
+                event
+            })
+        })
+    };
+    let so_stream = reflector::reflector(so_writer, so_events).applied_objects();
+    let controller = Controller::for_stream(so_stream, so_store).with_config(
         kube::runtime::controller::Config::default()
             .concurrency(settings.max_concurrent_reconciles.max(1)),
     );
@@ -191,6 +211,7 @@ pub async fn run(
         trigger_auths: ta_store,
         cluster_trigger_auths: cta_store,
         scaled_objects: controller.store(),
+        scaled_object_index: so_index,
         deps: Dependencies::default(),
         writers: Default::default(),
     });

@@ -17,7 +17,7 @@ use scaler_core::{
     ScalerConfig, ScalerError, ScalerFactory, ScalerParams, normalize_metric_name,
 };
 
-pub use window::{Window, parse_schedule};
+pub use window::{Window, parse_schedule, parse_schedule_shared};
 
 /// Parameters of a cron trigger.
 #[derive(ScalerParams, Debug, Clone)]
@@ -108,8 +108,8 @@ impl CronScaler {
         // validate() has accepted all three, so these only fail if it is changed carelessly.
         let invalid = |e: String| ScalerError::invalid(&cfg.trigger, e);
         let window = Window {
-            start: parse_schedule(&params.start).map_err(invalid)?,
-            end: parse_schedule(&params.end).map_err(invalid)?,
+            start: parse_schedule_shared(&params.start).map_err(invalid)?,
+            end: parse_schedule_shared(&params.end).map_err(invalid)?,
             timezone: Tz::from_str(&params.timezone).map_err(|e| invalid(e.to_string()))?,
         };
         let metric_name = cfg.metric_name(&normalize_metric_name(&format!(

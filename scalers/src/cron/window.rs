@@ -1,5 +1,8 @@
 //! Whether a cron window is open: the pure part of the cron scaler, tested with a fixed clock.
 
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex, Weak};
+
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use croner::Cron;
@@ -18,13 +21,47 @@ pub fn parse_schedule(expr: &str) -> Result<Cron, String> {
         .map_err(|e| e.to_string())
 }
 
+/// Parsed schedules by expression, shared by every scaler that uses one while any does.
+#[derive(Default)]
+struct Parsed {
+    by_expr: HashMap<String, Weak<Cron>>,
+    /// Insertions since dead entries were last dropped.
+    since_prune: usize,
+}
+
+static PARSED: LazyLock<Mutex<Parsed>> = LazyLock::new(Mutex::default);
+
+/// [`parse_schedule`], shared: triggers with the same expression get the same parsed schedule.
+///
+/// A parsed `Cron` is about 5 KiB (croner keeps a byte per possible year even when years are
+/// disallowed), which dominated the memory of thousands of cron triggers; schedules repeat
+/// across triggers ("0 8 * * 1-5"), so one copy per distinct expression is kept, for as long as
+/// a scaler holds it.
+pub fn parse_schedule_shared(expr: &str) -> Result<Arc<Cron>, String> {
+    let mut parsed = PARSED.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(cron) = parsed.by_expr.get(expr).and_then(Weak::upgrade) {
+        return Ok(cron);
+    }
+    let cron = Arc::new(parse_schedule(expr)?);
+    parsed
+        .by_expr
+        .insert(expr.to_owned(), Arc::downgrade(&cron));
+    parsed.since_prune += 1;
+    // Drop entries of schedules no scaler holds any more; amortized O(1) per insertion.
+    if parsed.since_prune > parsed.by_expr.len() / 2 {
+        parsed.by_expr.retain(|_, w| w.strong_count() > 0);
+        parsed.since_prune = 0;
+    }
+    Ok(cron)
+}
+
 /// A start and end schedule in a time zone.
 #[derive(Clone, Debug)]
 pub struct Window {
     /// When the window opens.
-    pub start: Cron,
+    pub start: Arc<Cron>,
     /// When the window closes.
-    pub end: Cron,
+    pub end: Arc<Cron>,
     /// The zone both schedules are read in.
     pub timezone: Tz,
 }
@@ -55,8 +92,8 @@ mod tests {
 
     fn window(start: &str, end: &str, tz: Tz) -> Window {
         Window {
-            start: parse_schedule(start).expect("start"),
-            end: parse_schedule(end).expect("end"),
+            start: parse_schedule_shared(start).expect("start"),
+            end: parse_schedule_shared(end).expect("end"),
             timezone: tz,
         }
     }
@@ -67,6 +104,23 @@ mod tests {
             .earliest()
             .expect("valid local time")
             .with_timezone(&Utc)
+    }
+
+    #[test]
+    fn equal_expressions_share_one_parsed_schedule() {
+        let a = parse_schedule_shared("7 3 * * 1-5").expect("valid");
+        let b = parse_schedule_shared("7 3 * * 1-5").expect("valid");
+        assert!(Arc::ptr_eq(&a, &b));
+        assert_eq!(*a, parse_schedule("7 3 * * 1-5").expect("valid"));
+        let other = parse_schedule_shared("8 3 * * 1-5").expect("valid");
+        assert!(!Arc::ptr_eq(&a, &other));
+        assert!(parse_schedule_shared("nonsense").is_err());
+        // Once nobody holds it, it is parsed again (and the dead entry is pruned eventually).
+        let weak = Arc::downgrade(&a);
+        drop((a, b));
+        assert!(weak.upgrade().is_none());
+        let again = parse_schedule_shared("7 3 * * 1-5").expect("valid");
+        assert_eq!(Arc::strong_count(&again), 1);
     }
 
     #[test]
