@@ -28,21 +28,26 @@ impl std::fmt::Debug for TlsMaterial {
     }
 }
 
-/// Generate a CA and a server certificate for `localhost`, `127.0.0.1`, `::1` and `bind_ip`.
-pub fn generate(bind_ip: IpAddr) -> Result<TlsMaterial, Error> {
-    let ca_key = KeyPair::generate()?;
-    let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.key_usages = vec![
+/// A new self-signed CA: its certificate (PEM) and the issuer that signs with it.
+fn new_ca(common_name: &str) -> Result<(String, Issuer<'static, KeyPair>), Error> {
+    let key = KeyPair::generate()?;
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![
         KeyUsagePurpose::KeyCertSign,
         KeyUsagePurpose::CrlSign,
         KeyUsagePurpose::DigitalSignature,
     ];
     let mut dn = DistinguishedName::new();
-    dn.push(DnType::CommonName, "kedge local-cluster CA");
-    ca_params.distinguished_name = dn;
-    let ca_cert = ca_params.self_signed(&ca_key)?;
-    let issuer = Issuer::new(ca_params, ca_key);
+    dn.push(DnType::CommonName, common_name);
+    params.distinguished_name = dn;
+    let cert = params.self_signed(&key)?;
+    Ok((cert.pem(), Issuer::new(params, key)))
+}
+
+/// Generate a CA and a server certificate for `localhost`, `127.0.0.1`, `::1` and `bind_ip`.
+pub fn generate(bind_ip: IpAddr) -> Result<TlsMaterial, Error> {
+    let (ca_pem, issuer) = new_ca("kedge local-cluster CA")?;
 
     let mut names = vec![
         "localhost".to_string(),
@@ -74,7 +79,7 @@ pub fn generate(bind_ip: IpAddr) -> Result<TlsMaterial, Error> {
     // HTTP/1.1 only: every client we serve speaks it, and watches stream fine over it.
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(TlsMaterial {
-        ca_pem: ca_cert.pem(),
+        ca_pem,
         server_config: Arc::new(config),
     })
 }
@@ -104,19 +109,7 @@ pub const FRONT_PROXY_CLIENT_NAME: &str = "front-proxy-client";
 
 /// Generate a front-proxy CA and its client certificate.
 pub fn generate_front_proxy() -> Result<FrontProxy, Error> {
-    let ca_key = KeyPair::generate()?;
-    let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    let mut dn = DistinguishedName::new();
-    dn.push(DnType::CommonName, "kedge local-cluster front-proxy CA");
-    ca_params.distinguished_name = dn;
-    let ca_cert = ca_params.self_signed(&ca_key)?;
-    let issuer = Issuer::new(ca_params, ca_key);
+    let (ca_pem, issuer) = new_ca("kedge local-cluster front-proxy CA")?;
 
     let key = KeyPair::generate()?;
     let mut params = CertificateParams::new(Vec::<String>::new())?;
@@ -130,7 +123,7 @@ pub fn generate_front_proxy() -> Result<FrontProxy, Error> {
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
     let cert = params.signed_by(&key, &issuer)?;
     Ok(FrontProxy {
-        ca_pem: ca_cert.pem(),
+        ca_pem,
         cert_pem: cert.pem(),
         key_pem: key.serialize_pem(),
     })

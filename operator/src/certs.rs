@@ -209,36 +209,6 @@ fn apiservice_resource() -> ApiResource {
     )
 }
 
-/// Sets the APIService's `caBundle` to `ca_pem` unless it already is; `Ok(false)` when the
-/// APIService does not exist (yet).
-pub async fn patch_apiservice_ca_bundle(
-    client: &kube::Client,
-    name: &str,
-    ca_pem: &str,
-) -> Result<bool, kube::Error> {
-    let api: Api<DynamicObject> = Api::all_with(client.clone(), &apiservice_resource());
-    let Some(current) = api.get_opt(name).await? else {
-        return Ok(false);
-    };
-    let wanted = base64::engine::general_purpose::STANDARD.encode(ca_pem);
-    if current
-        .data
-        .pointer("/spec/caBundle")
-        .and_then(|v| v.as_str())
-        == Some(wanted.as_str())
-    {
-        return Ok(true);
-    }
-    api.patch(
-        name,
-        &PatchParams::default(),
-        &Patch::Merge(serde_json::json!({"spec": {"caBundle": wanted}})),
-    )
-    .await?;
-    info!(apiservice = %name, "set the APIService's caBundle to kedge's CA");
-    Ok(true)
-}
-
 /// Keeps the APIService's `caBundle` equal to `ca_pem`: watches that one APIService (by name,
 /// so RBAC can restrict the watch with `resourceNames`) and patches it whenever it appears or
 /// changes without kedge's CA — an APIService applied after kedge started, or re-applied from
@@ -251,11 +221,11 @@ pub fn spawn_ca_bundle_keeper(
     use futures::StreamExt as _;
     use kube::runtime::{WatchStreamExt as _, watcher};
     tokio::spawn(async move {
-        let api: Api<DynamicObject> = Api::all_with(client.clone(), &apiservice_resource());
+        let api: Api<DynamicObject> = Api::all_with(client, &apiservice_resource());
         let wanted = base64::engine::general_purpose::STANDARD.encode(&ca_pem);
         let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
         let mut seen = false;
-        let mut stream = watcher(api, config)
+        let mut stream = watcher(api.clone(), config)
             .default_backoff()
             .touched_objects()
             .boxed();
@@ -268,10 +238,13 @@ pub fn spawn_ca_bundle_keeper(
                     Some(Err(e)) => warn!(apiservice = %name, "watching the APIService: {e}"),
                     Some(Ok(obj)) => {
                         seen = true;
-                        if obj.data.pointer("/spec/caBundle").and_then(|v| v.as_str()) != Some(wanted.as_str())
-                            && let Err(e) = patch_apiservice_ca_bundle(&client, &name, &ca_pem).await
-                        {
-                            warn!(apiservice = %name, "cannot set the APIService's caBundle: {e}");
+                        if obj.data.pointer("/spec/caBundle").and_then(|v| v.as_str()) == Some(wanted.as_str()) {
+                            continue;
+                        }
+                        let patch = Patch::Merge(serde_json::json!({"spec": {"caBundle": wanted}}));
+                        match api.patch(&name, &PatchParams::default(), &patch).await {
+                            Ok(_) => info!(apiservice = %name, "set the APIService's caBundle to kedge's CA"),
+                            Err(e) => warn!(apiservice = %name, "cannot set the APIService's caBundle: {e}"),
                         }
                     }
                 },

@@ -5,45 +5,18 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::Command;
 use std::time::Duration;
 
 use chrono::{Timelike as _, Utc};
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
 use kedge::crd::ScaledObject;
-use kedge_e2e::{Cluster, eventually};
+use kedge_e2e::{Cluster, create_deployment, eventually, external_metric_path, replicas};
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
 const NS: &str = "default";
 const MINUTE: Duration = Duration::from_secs(60);
-
-async fn deployment(client: &Client, name: &str, replicas: i32) {
-    let api: Api<Deployment> = Api::namespaced(client.clone(), NS);
-    let d: Deployment = serde_json::from_value(json!({
-        "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": name, "namespace": NS},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {"metadata": {"labels": {"app": name}},
-                         "spec": {"containers": [{"name": "app", "image": "busybox"}]}}
-        }
-    }))
-    .unwrap();
-    api.create(&PostParams::default(), &d).await.unwrap();
-}
-
-async fn replicas(client: &Client, name: &str) -> i32 {
-    let api: Api<Deployment> = Api::namespaced(client.clone(), NS);
-    api.get_scale(name)
-        .await
-        .ok()
-        .and_then(|s| s.spec.and_then(|s| s.replicas))
-        .unwrap_or(-1)
-}
 
 /// A cron trigger whose window opened this minute and stays open for five more.
 fn cron(desired: &str) -> Value {
@@ -97,63 +70,31 @@ async fn metric_name(client: &Client, so: &str) -> String {
     .await
 }
 
-/// `kubectl get --raw PATH` against the cluster: through its aggregation layer to kedge.
-fn kubectl_raw(c: &Cluster, path: &str) -> Result<Value, String> {
-    let out = Command::new("kubectl")
-        .args(["get", "--raw", path])
-        .env("KUBECONFIG", &c.kubeconfig)
-        .output()
-        .expect("run kubectl");
-    if !out.status.success() {
-        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
-    }
-    serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())
-}
-
-fn metric_path(metric: &str, so: &str) -> String {
-    format!(
-        "/apis/external.metrics.k8s.io/v1beta1/namespaces/{NS}/{metric}?labelSelector=scaledobject.keda.sh%2Fname%3D{so}"
-    )
-}
-
-/// The value kubectl reads for `metric` of `so`, as the quantity string the API returns.
-fn read_value(c: &Cluster, metric: &str, so: &str) -> Result<String, String> {
-    let list = kubectl_raw(c, &metric_path(metric, so))?;
-    list.pointer("/items/0/value")
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-        .ok_or_else(|| format!("no value in {list}"))
-}
-
 #[tokio::test]
 async fn the_hpa_scales_up_and_back_through_the_adapter() {
     let c = Cluster::start("adapter-hpa").await;
-    let kedge = c.run_kedge("kedge", &[]);
-    let addr = kedge.adapter_addr().await;
-    kedge::dev::route_external_metrics(&c.client, NS, addr)
-        .await
-        .unwrap();
+    let _kedge = c.run_kedge_serving_metrics("kedge", &[]).await;
 
     // Discovery through the aggregator, as `kubectl api-resources` and the HPA controller see it.
     let resources = eventually(MINUTE, "external metrics discovery", || async {
-        kubectl_raw(&c, "/apis/external.metrics.k8s.io/v1beta1").ok()
+        c.get_raw("/apis/external.metrics.k8s.io/v1beta1").ok()
     })
     .await;
     assert_eq!(resources["resources"][0]["name"], "externalmetrics");
 
-    deployment(&c.client, "web", 1).await;
+    create_deployment(&c.client, NS, "web", 1).await;
     scaled_object(&c.client, "web", "3").await;
     let metric = metric_name(&c.client, "web").await;
 
     // kubectl reads the value kedge serves, through the front-proxy-authenticated path.
     let value = eventually(MINUTE, "the metric through kubectl", || async {
-        read_value(&c, &metric, "web").ok()
+        c.external_metric_value(NS, &metric, "web").ok()
     })
     .await;
     assert_eq!(value, "3");
     // The HPA controller reads the same metric and scales 1 → 3.
     eventually(MINUTE, "the HPA to scale web to 3", || async {
-        (replicas(&c.client, "web").await == 3).then_some(())
+        (replicas(&c.client, NS, "web").await == Some(3)).then_some(())
     })
     .await;
 
@@ -167,12 +108,14 @@ async fn the_hpa_scales_up_and_back_through_the_adapter() {
         .await
         .unwrap();
     eventually(MINUTE, "the HPA to scale web back to 1", || async {
-        (replicas(&c.client, "web").await == 1).then_some(())
+        (replicas(&c.client, NS, "web").await == Some(1)).then_some(())
     })
     .await;
 
     // Unknown objects and metrics are Kubernetes errors the user can read, not hangs.
-    let err = kubectl_raw(&c, &metric_path(&metric, "nope")).unwrap_err();
+    let err = c
+        .get_raw(&external_metric_path(NS, &metric, "nope"))
+        .unwrap_err();
     assert!(
         err.contains("NotFound") || err.contains("not found"),
         "{err}"
@@ -215,11 +158,11 @@ async fn followers_forward_to_the_leader_and_ride_out_its_loss() {
     kedge::dev::route_external_metrics(&c.client, NS, follower.adapter_addr().await)
         .await
         .unwrap();
-    deployment(&c.client, "web", 1).await;
+    create_deployment(&c.client, NS, "web", 1).await;
     scaled_object(&c.client, "web", "2").await;
     let metric = metric_name(&c.client, "web").await;
     let value = eventually(MINUTE, "a forwarded read", || async {
-        read_value(&c, &metric, "web").ok()
+        c.external_metric_value(NS, &metric, "web").ok()
     })
     .await;
     assert_eq!(value, "2");
@@ -230,7 +173,7 @@ async fn followers_forward_to_the_leader_and_ride_out_its_loss() {
     let deadline = tokio::time::Instant::now() + MINUTE;
     let mut took_over = false;
     while tokio::time::Instant::now() < deadline {
-        let value = read_value(&c, &metric, "web");
+        let value = c.external_metric_value(NS, &metric, "web");
         assert_eq!(
             value.as_deref(),
             Ok("2"),

@@ -6,8 +6,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
@@ -16,32 +14,6 @@ use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
 use serde_json::{Value, json};
 
 const MINUTE: Duration = Duration::from_secs(60);
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("repository root")
-        .to_path_buf()
-}
-
-fn kubectl(c: &Cluster, args: &[&str]) -> Result<String, String> {
-    let out = Command::new("kubectl")
-        .args(args)
-        .current_dir(repo())
-        .env("KUBECONFIG", &c.kubeconfig)
-        .output()
-        .expect("run kubectl");
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(format!(
-            "kubectl {}: {}{}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ))
-    }
-}
 
 fn apiservices(c: &Cluster) -> Api<DynamicObject> {
     Api::all_with(
@@ -56,7 +28,9 @@ fn apiservices(c: &Cluster) -> Api<DynamicObject> {
 #[tokio::test]
 async fn deploy_applies_server_side_and_kedge_serves_through_it() {
     let c = Cluster::start("deploy").await;
-    let applied = kubectl(&c, &["apply", "--server-side", "-k", "deploy/"]).unwrap();
+    let applied = c
+        .kubectl(&["apply", "--server-side", "-k", "deploy/"])
+        .unwrap();
     for object in [
         "namespace/kedge",
         "serviceaccount/kedge",
@@ -70,7 +44,8 @@ async fn deploy_applies_server_side_and_kedge_serves_through_it() {
     }
     assert!(applied.contains("clusterrole.rbac.authorization.k8s.io/kedge"));
     // Re-applying is a no-op, as a GitOps loop does it.
-    kubectl(&c, &["apply", "--server-side", "-k", "deploy/"]).unwrap();
+    c.kubectl(&["apply", "--server-side", "-k", "deploy/"])
+        .unwrap();
     let deployment = Api::<Deployment>::namespaced(c.client.clone(), "kedge")
         .get("kedge")
         .await
@@ -78,7 +53,8 @@ async fn deploy_applies_server_side_and_kedge_serves_through_it() {
     assert_eq!(deployment.spec.replicas, Some(2));
 
     // The namespaced overlay applies too.
-    kubectl(&c, &["apply", "--server-side", "-k", "deploy/namespaced/"]).unwrap();
+    c.kubectl(&["apply", "--server-side", "-k", "deploy/namespaced/"])
+        .unwrap();
 
     // kedge as the Deployment runs it (namespace kedge, default names), reached through the
     // Service's Endpoints, which the endpoints controller would write for its pod.
@@ -118,11 +94,8 @@ async fn deploy_applies_server_side_and_kedge_serves_through_it() {
     })
     .await;
     let discovery = eventually(MINUTE, "discovery through the APIService", || async {
-        kubectl(
-            &c,
-            &["get", "--raw", "/apis/external.metrics.k8s.io/v1beta1"],
-        )
-        .ok()
+        c.kubectl(&["get", "--raw", "/apis/external.metrics.k8s.io/v1beta1"])
+            .ok()
     })
     .await;
     assert!(discovery.contains("externalmetrics"), "{discovery}");

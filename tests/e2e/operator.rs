@@ -11,38 +11,13 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::events::v1::Event;
 use kedge::crd::ScaledObject;
-use kedge_e2e::{Cluster, eventually};
+use kedge_e2e::{Cluster, create_deployment, eventually, replicas};
 use kube::Client;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
 const NS: &str = "default";
 const MINUTE: Duration = Duration::from_secs(60);
-
-async fn deployment(client: &Client, name: &str, replicas: i32) {
-    let api: Api<Deployment> = Api::namespaced(client.clone(), NS);
-    let d: Deployment = serde_json::from_value(json!({
-        "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": name, "namespace": NS},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {"metadata": {"labels": {"app": name}},
-                         "spec": {"containers": [{"name": "app", "image": "busybox"}]}}
-        }
-    }))
-    .unwrap();
-    api.create(&PostParams::default(), &d).await.unwrap();
-}
-
-async fn replicas(client: &Client, name: &str) -> i32 {
-    let api: Api<Deployment> = Api::namespaced(client.clone(), NS);
-    api.get_scale(name)
-        .await
-        .ok()
-        .and_then(|s| s.spec.and_then(|s| s.replicas))
-        .unwrap_or(-1)
-}
 
 /// A cron window that is open now and closes at the next minute boundary (or the one after,
 /// when this one is too close), or one that is closed now and for the next half hour.
@@ -145,7 +120,7 @@ async fn hpa(client: &Client, name: &str) -> Option<HorizontalPodAutoscaler> {
 async fn cron_window_scales_from_zero_and_back_after_cooldown() {
     let c = Cluster::start("cron").await;
     let kedge = c.run_kedge("kedge", &[]);
-    deployment(&c.client, "web", 0).await;
+    create_deployment(&c.client, NS, "web", 0).await;
     let (start, end) = window(true);
     let trigger = json!({"type": "cron", "metadata": {"timezone": "Etc/UTC", "start": start, "end": end, "desiredReplicas": "3"}});
     scaled_object(&c.client, "web", json!({}), trigger).await;
@@ -184,7 +159,7 @@ async fn cron_window_scales_from_zero_and_back_after_cooldown() {
 
     // The window is open: kedge activates the workload itself (the HPA never scales from 0).
     eventually(MINUTE, "scale 0 → 1", || async {
-        (replicas(&c.client, "web").await == 1).then_some(())
+        (replicas(&c.client, NS, "web").await == Some(1)).then_some(())
     })
     .await;
     let so = eventually(MINUTE, "Active=True", || async {
@@ -211,7 +186,7 @@ async fn cron_window_scales_from_zero_and_back_after_cooldown() {
 
     // The window closes at the next minute boundary; after the 2 s cooldown, back to zero.
     eventually(3 * MINUTE, "scale 1 → 0", || async {
-        (replicas(&c.client, "web").await == 0).then_some(())
+        (replicas(&c.client, NS, "web").await == Some(0)).then_some(())
     })
     .await;
     eventually(MINUTE, "KEDAScaleTargetDeactivated event", || async {
@@ -236,7 +211,7 @@ use kube::ResourceExt as _;
 async fn pause_paused_replicas_and_unpause() {
     let c = Cluster::start("pause").await;
     let _kedge = c.run_kedge("kedge", &[]);
-    deployment(&c.client, "worker", 0).await;
+    create_deployment(&c.client, NS, "worker", 0).await;
     scaled_object(&c.client, "worker", json!({}), cron(false, "2")).await;
     eventually(MINUTE, "HPA", || hpa(&c.client, "keda-hpa-worker")).await;
 
@@ -256,7 +231,7 @@ async fn pause_paused_replicas_and_unpause() {
 
     annotate(json!({"autoscaling.keda.sh/paused-replicas": "2"})).await;
     eventually(MINUTE, "paused at 2 replicas", || async {
-        (replicas(&c.client, "worker").await == 2).then_some(())
+        (replicas(&c.client, NS, "worker").await == Some(2)).then_some(())
     })
     .await;
     let so = eventually(MINUTE, "Paused=True", || async {
@@ -285,7 +260,7 @@ async fn pause_paused_replicas_and_unpause() {
     eventually(MINUTE, "HPA back", || hpa(&c.client, "keda-hpa-worker")).await;
     // Inactive trigger, no lastActiveTime, initialCooldownPeriod 0: back to zero.
     eventually(MINUTE, "scaled to 0 after unpause", || async {
-        (replicas(&c.client, "worker").await == 0).then_some(())
+        (replicas(&c.client, NS, "worker").await == Some(0)).then_some(())
     })
     .await;
 
@@ -308,8 +283,8 @@ async fn pause_paused_replicas_and_unpause() {
     .await;
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert_eq!(
-        replicas(&c.client, "worker").await,
-        3,
+        replicas(&c.client, NS, "worker").await,
+        Some(3),
         "a paused object is not scaled"
     );
 }
@@ -318,7 +293,7 @@ async fn pause_paused_replicas_and_unpause() {
 async fn deleting_restores_the_original_replica_count() {
     let c = Cluster::start("restore").await;
     let _kedge = c.run_kedge("kedge", &[]);
-    deployment(&c.client, "api", 3).await;
+    create_deployment(&c.client, NS, "api", 3).await;
     scaled_object(
         &c.client,
         "api",
@@ -333,7 +308,7 @@ async fn deleting_restores_the_original_replica_count() {
     })
     .await;
     eventually(MINUTE, "scaled to 0 (inactive)", || async {
-        (replicas(&c.client, "api").await == 0).then_some(())
+        (replicas(&c.client, NS, "api").await == Some(0)).then_some(())
     })
     .await;
 
@@ -345,7 +320,7 @@ async fn deleting_restores_the_original_replica_count() {
         get_so(&c.client, "api").await.is_none().then_some(())
     })
     .await;
-    assert_eq!(replicas(&c.client, "api").await, 3);
+    assert_eq!(replicas(&c.client, NS, "api").await, Some(3));
     assert!(hpa(&c.client, "keda-hpa-api").await.is_none());
 }
 
@@ -353,8 +328,8 @@ async fn deleting_restores_the_original_replica_count() {
 async fn an_invalid_object_is_reported_and_does_not_disturb_a_valid_one() {
     let c = Cluster::start("invalid").await;
     let _kedge = c.run_kedge("kedge", &[]);
-    deployment(&c.client, "good", 0).await;
-    deployment(&c.client, "bad", 0).await;
+    create_deployment(&c.client, NS, "good", 0).await;
+    create_deployment(&c.client, NS, "bad", 0).await;
     scaled_object(
         &c.client,
         "bad",
@@ -384,10 +359,10 @@ async fn an_invalid_object_is_reported_and_does_not_disturb_a_valid_one() {
     })
     .await;
     eventually(MINUTE, "good: scaled 0 → 1", || async {
-        (replicas(&c.client, "good").await == 1).then_some(())
+        (replicas(&c.client, NS, "good").await == Some(1)).then_some(())
     })
     .await;
-    assert_eq!(replicas(&c.client, "bad").await, 0);
+    assert_eq!(replicas(&c.client, NS, "bad").await, Some(0));
 }
 
 #[tokio::test]
@@ -414,7 +389,7 @@ async fn leader_failover_between_two_processes() {
         (b, a, "a")
     };
 
-    deployment(&c.client, "one", 0).await;
+    create_deployment(&c.client, NS, "one", 0).await;
     scaled_object(&c.client, "one", json!({}), cron(false, "2")).await;
     eventually(MINUTE, "HPA from the leader", || {
         hpa(&c.client, "keda-hpa-one")
@@ -427,7 +402,7 @@ async fn leader_failover_between_two_processes() {
         holder(leases.clone()).await.filter(|h| h == other)
     })
     .await;
-    deployment(&c.client, "two", 0).await;
+    create_deployment(&c.client, NS, "two", 0).await;
     scaled_object(&c.client, "two", json!({}), cron(false, "2")).await;
     eventually(MINUTE, "HPA from the new leader", || {
         hpa(&c.client, "keda-hpa-two")
@@ -457,10 +432,10 @@ async fn metrics_and_health_endpoints_use_keda_names() {
     };
     let addr = format!("127.0.0.1:{port}");
     let _kedge = c.run_kedge("kedge", &["--metrics-bind-address", &addr]);
-    deployment(&c.client, "m", 0).await;
+    create_deployment(&c.client, NS, "m", 0).await;
     scaled_object(&c.client, "m", json!({}), cron(true, "2")).await;
     eventually(MINUTE, "scale 0 → 1", || async {
-        (replicas(&c.client, "m").await == 1).then_some(())
+        (replicas(&c.client, NS, "m").await == Some(1)).then_some(())
     })
     .await;
     let get = |path: &'static str| {
@@ -504,7 +479,7 @@ async fn metrics_and_health_endpoints_use_keda_names() {
 async fn pod_identity_is_recorded_and_said_in_an_event() {
     let c = Cluster::start("podidentity").await;
     let _kedge = c.run_kedge("kedge", &[]);
-    deployment(&c.client, "aws", 0).await;
+    create_deployment(&c.client, NS, "aws", 0).await;
     let ta: kedge::crd::TriggerAuthentication = serde_json::from_value(json!({
         "apiVersion": "keda.sh/v1alpha1", "kind": "TriggerAuthentication",
         "metadata": {"name": "irsa", "namespace": NS},
@@ -540,7 +515,7 @@ async fn pod_identity_is_recorded_and_said_in_an_event() {
 async fn a_failing_trigger_keeps_ready_false_across_polls() {
     let c = Cluster::start("triggererror").await;
     let kedge = c.run_kedge("kedge", &[]);
-    deployment(&c.client, "broken", 1).await;
+    create_deployment(&c.client, NS, "broken", 1).await;
     // Nothing listens on port 9: every poll fails.
     let trigger = json!({"type": "prometheus", "metadata": {
         "serverAddress": "http://127.0.0.1:9", "query": "up", "threshold": "1"}});

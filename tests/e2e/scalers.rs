@@ -13,7 +13,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::panic::AssertUnwindSafe;
-use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -23,7 +22,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::Secret;
 use kedge::crd::{ScaledObject, TriggerAuthentication};
-use kedge_e2e::{Cluster, Process, eventually};
+use kedge_e2e::{Cluster, Process, create_deployment, eventually, replicas};
 use kube::Client;
 use kube::api::{Api, PostParams};
 use kube::runtime::{WatchStreamExt as _, watcher};
@@ -90,25 +89,8 @@ struct Harness {
 impl Harness {
     async fn start(name: &str) -> Harness {
         let cluster = Cluster::start(name).await;
-        let kedge = cluster.run_kedge("kedge", &[]);
-        kedge::dev::route_external_metrics(&cluster.client, NS, kedge.adapter_addr().await)
-            .await
-            .unwrap();
-        let d: Deployment = serde_json::from_value(json!({
-            "apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": NAME, "namespace": NS},
-            "spec": {
-                "replicas": 0,
-                "selector": {"matchLabels": {"app": NAME}},
-                "template": {"metadata": {"labels": {"app": NAME}},
-                             "spec": {"containers": [{"name": "worker", "image": "busybox"}]}}
-            }
-        }))
-        .unwrap();
-        Api::<Deployment>::namespaced(cluster.client.clone(), NS)
-            .create(&PostParams::default(), &d)
-            .await
-            .unwrap();
+        let kedge = cluster.run_kedge_serving_metrics("kedge", &[]).await;
+        create_deployment(&cluster.client, NS, NAME, 0).await;
         let h = Harness {
             replicas: Recorder::start(cluster.client.clone()),
             cluster,
@@ -209,30 +191,10 @@ impl Harness {
         );
     }
 
-    /// The value of `metric` as the HPA controller reads it: `GET
-    /// /apis/external.metrics.k8s.io/...` on the cluster, which proxies it to kedge.
+    /// The value of `metric` as the HPA controller reads it: through the cluster's aggregation
+    /// layer, which proxies it to kedge.
     fn served_value(&self, metric: &str) -> Option<String> {
-        let path = format!(
-            "/apis/external.metrics.k8s.io/v1beta1/namespaces/{NS}/{metric}?labelSelector=scaledobject.keda.sh%2Fname%3D{NAME}"
-        );
-        let out = Command::new("kubectl")
-            .args(["get", "--raw", &path])
-            .env("KUBECONFIG", &self.cluster.kubeconfig)
-            .output()
-            .expect("run kubectl");
-        if !out.status.success() {
-            return None;
-        }
-        let list: Value = serde_json::from_slice(&out.stdout).ok()?;
-        list.pointer("/items/0/value")?.as_str().map(str::to_owned)
-    }
-
-    async fn current_replicas(&self) -> Option<i32> {
-        Api::<Deployment>::namespaced(self.client(), NS)
-            .get_scale(NAME)
-            .await
-            .ok()
-            .and_then(|s| s.spec.and_then(|s| s.replicas))
+        self.cluster.external_metric_value(NS, metric, NAME).ok()
     }
 
     /// Until the Deployment has `want` replicas, and the recorder has seen it too (its watch
@@ -240,7 +202,7 @@ impl Harness {
     async fn wait_for_replicas(&self, want: i32) {
         self.wait(&format!("{NAME} to have {want} replicas"), || async {
             (self.replicas.seen().last() == Some(&want)
-                && self.current_replicas().await == Some(want))
+                && replicas(&self.client(), NS, NAME).await == Some(want))
             .then_some(())
         })
         .await;

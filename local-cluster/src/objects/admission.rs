@@ -99,19 +99,18 @@ pub(super) fn admit(
     let name = meta_str(obj, "name").unwrap_or_default().to_string();
     // RBAC objects take any path-segment name (`system:auth-delegator`), as upstream's
     // `ValidatePathSegmentName`; everything else here an RFC 1123 subdomain or label.
-    let path_segment = rt.group == "rbac.authorization.k8s.io";
-    let valid_name = if path_segment {
-        !name.is_empty()
-            && name != "."
-            && name != ".."
-            && !name.contains('/')
-            && !name.contains('%')
-    } else if rt.special == Special::Namespace {
-        is_dns_label(&name)
+    let invalid_name = if rt.group == "rbac.authorization.k8s.io" {
+        (name.is_empty() || name == "." || name == ".." || name.contains(['/', '%']))
+            .then_some("may not be '.' or '..' and may not contain '/' or '%'".to_owned())
     } else {
-        is_dns_subdomain(&name)
+        let (valid, what) = if rt.special == Special::Namespace {
+            (is_dns_label(&name), "label")
+        } else {
+            (is_dns_subdomain(&name), "subdomain")
+        };
+        (!valid).then(|| format!("a lowercase RFC 1123 {what} must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"))
     };
-    if path_segment && !valid_name {
+    if let Some(why) = invalid_name {
         return Err(ApiError::invalid(
             &rt.group,
             &rt.kind,
@@ -119,28 +118,7 @@ pub(super) fn admit(
             vec![Cause {
                 reason: "FieldValueInvalid",
                 field: "metadata.name".into(),
-                message: format!(
-                    "Invalid value: {name:?}: may not be '.' or '..' and may not contain '/' or '%'"
-                ),
-            }],
-        ));
-    }
-    if !valid_name {
-        return Err(ApiError::invalid(
-            &rt.group,
-            &rt.kind,
-            &name,
-            vec![Cause {
-                reason: "FieldValueInvalid",
-                field: "metadata.name".into(),
-                message: format!(
-                    "Invalid value: {name:?}: a lowercase RFC 1123 {} must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character",
-                    if rt.special == Special::Namespace {
-                        "label"
-                    } else {
-                        "subdomain"
-                    }
-                ),
+                message: format!("Invalid value: {name:?}: {why}"),
             }],
         ));
     }

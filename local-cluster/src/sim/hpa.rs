@@ -4,7 +4,7 @@
 //! ([`super::hpa_algorithm`]), write the target's /scale and the HPA's status, and record an Event
 //! on rescale. Metric types other than External are reported as unsupported.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -62,7 +62,8 @@ pub async fn run(state: Arc<State>, config: HpaConfig) {
                 .unwrap_or_default()
                 .to_string()
         };
-        histories.retain(|k, _| hpas.iter().any(|h| uid(h) == *k));
+        let live: HashSet<String> = hpas.iter().map(&uid).collect();
+        histories.retain(|k, _| live.contains(k));
         for hpa in hpas {
             if hpa.pointer("/metadata/deletionTimestamp").is_some() {
                 continue;

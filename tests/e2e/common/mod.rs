@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use k8s_openapi::api::apps::v1::Deployment;
 use kube::Client;
+use kube::api::{Api, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
 /// The `kedge` binary cargo built next to this test.
@@ -205,5 +207,98 @@ where
             "timed out after {timeout:?} waiting for {what}"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Creates the Deployment `namespace/name` (one container, pods labelled `app: name`) with
+/// `replicas`.
+pub async fn create_deployment(client: &Client, namespace: &str, name: &str, replicas: i32) {
+    let d: Deployment = serde_json::from_value(serde_json::json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {"metadata": {"labels": {"app": name}},
+                         "spec": {"containers": [{"name": "app", "image": "busybox"}]}}
+        }
+    }))
+    .expect("a Deployment");
+    Api::<Deployment>::namespaced(client.clone(), namespace)
+        .create(&PostParams::default(), &d)
+        .await
+        .expect("create the Deployment");
+}
+
+/// The Deployment's replica count as its `/scale` reads, `None` when it cannot be read.
+pub async fn replicas(client: &Client, namespace: &str, name: &str) -> Option<i32> {
+    Api::<Deployment>::namespaced(client.clone(), namespace)
+        .get_scale(name)
+        .await
+        .ok()
+        .and_then(|s| s.spec.and_then(|s| s.replicas))
+}
+
+/// The path the HPA controller reads a ScaledObject's external metric at.
+pub fn external_metric_path(namespace: &str, metric: &str, scaled_object: &str) -> String {
+    format!(
+        "/apis/external.metrics.k8s.io/v1beta1/namespaces/{namespace}/{metric}?labelSelector=scaledobject.keda.sh%2Fname%3D{scaled_object}"
+    )
+}
+
+impl Cluster {
+    /// Runs kedge (as [`Cluster::run_kedge`]) and routes the cluster's external metrics
+    /// APIService to its adapter, so the HPA controller and kubectl read metrics from it.
+    pub async fn run_kedge_serving_metrics(&self, name: &str, args: &[&str]) -> Process {
+        let kedge = self.run_kedge(name, args);
+        kedge::dev::route_external_metrics(&self.client, "default", kedge.adapter_addr().await)
+            .await
+            .expect("route the external metrics API to kedge");
+        kedge
+    }
+
+    /// Runs kubectl against this cluster from the repository root; its stdout, or what it
+    /// printed when it failed.
+    pub fn kubectl(&self, args: &[&str]) -> Result<String, String> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("repository root");
+        let out = Command::new("kubectl")
+            .args(args)
+            .current_dir(root)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .output()
+            .expect("run kubectl");
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(format!(
+                "kubectl {}: {}{}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    }
+
+    /// `kubectl get --raw path`, parsed as JSON.
+    pub fn get_raw(&self, path: &str) -> Result<serde_json::Value, String> {
+        let out = self.kubectl(&["get", "--raw", path])?;
+        serde_json::from_str(&out).map_err(|e| format!("{path}: {e}"))
+    }
+
+    /// The first value the external metrics API serves for `metric` of `scaled_object`, as
+    /// the quantity string the HPA reads.
+    pub fn external_metric_value(
+        &self,
+        namespace: &str,
+        metric: &str,
+        scaled_object: &str,
+    ) -> Result<String, String> {
+        let list = self.get_raw(&external_metric_path(namespace, metric, scaled_object))?;
+        list.pointer("/items/0/value")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| format!("no value in {list}"))
     }
 }
