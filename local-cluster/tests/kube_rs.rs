@@ -949,3 +949,46 @@ async fn recorder_events_are_visible_as_core_events() {
     assert_eq!(list.items[0].note.as_deref(), Some("looked at it"));
     cluster.shutdown().await;
 }
+
+#[tokio::test]
+async fn events_v1_are_validated_as_kube_apiserver_does() {
+    use k8s_openapi::api::events::v1::Event;
+    let cluster = common::start().await;
+    let client = cluster.client().await.unwrap();
+    let api: Api<Event> = Api::namespaced(client.clone(), "default");
+    let event = |name: &str, note: String| {
+        serde_json::from_value::<Event>(json!({
+            "metadata": {"name": name},
+            "eventTime": "2026-01-01T00:00:00.000000Z",
+            "reportingController": "kedge", "reportingInstance": "kedge-0",
+            "action": "Scaled", "reason": "Scaled", "type": "Normal",
+            "regarding": {"kind": "ConfigMap", "name": "x", "namespace": "default"},
+            "note": note,
+        }))
+        .unwrap()
+    };
+    api.create(&PostParams::default(), &event("fits", "n".repeat(1024)))
+        .await
+        .unwrap();
+    let err = api
+        .create(&PostParams::default(), &event("long", "n".repeat(1025)))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, kube::Error::Api(s) if s.code == 422 && s.message.contains("note")),
+        "{err:?}"
+    );
+    let mut no_action = event("no-action", "hi".into());
+    no_action.action = None;
+    no_action.event_time = None;
+    let err = api
+        .create(&PostParams::default(), &no_action)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, kube::Error::Api(s) if s.code == 422
+            && s.message.contains("action") && s.message.contains("eventTime")),
+        "{err:?}"
+    );
+    cluster.shutdown().await;
+}
