@@ -65,6 +65,10 @@ pub async fn run(state: Arc<State>, config: HpaConfig) {
         let live: HashSet<String> = hpas.iter().map(&uid).collect();
         histories.retain(|k, _| live.contains(k));
         for hpa in hpas {
+            // Most HPAs need no await (scaling disabled at zero replicas), so without this a sync
+            // of thousands would hold a worker thread, and the API requests queued behind it,
+            // for the whole pass.
+            tokio::task::consume_budget().await;
             if hpa.pointer("/metadata/deletionTimestamp").is_some() {
                 continue;
             }

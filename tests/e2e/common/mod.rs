@@ -112,6 +112,12 @@ fn temp_dir(name: &str) -> PathBuf {
 impl Cluster {
     /// Starts a cluster whose HPA controller syncs every second, and installs kedge's CRDs.
     pub async fn start(name: &str) -> Cluster {
+        Self::start_with_hpa_sync(name, 1).await
+    }
+
+    /// Starts a cluster whose HPA controller syncs every `hpa_sync_seconds` (kube-controller-
+    /// manager's default is 15), and installs kedge's CRDs.
+    pub async fn start_with_hpa_sync(name: &str, hpa_sync_seconds: u32) -> Cluster {
         let dir = temp_dir(name);
         let kubeconfig = dir.join("kubeconfig");
         let mut cmd = Command::new(kedge_bin());
@@ -119,7 +125,7 @@ impl Cluster {
             "dev",
             "--cluster-only",
             "--hpa-sync-seconds",
-            "1",
+            &hpa_sync_seconds.to_string(),
             "--kubeconfig",
         ])
         .arg(&kubeconfig);
