@@ -12,6 +12,7 @@ pub mod controller;
 pub mod crd;
 pub mod decision;
 pub mod dev;
+pub mod events;
 pub mod fallback;
 pub mod hpa;
 pub mod leader;

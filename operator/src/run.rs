@@ -9,12 +9,12 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use kube::Client;
-use kube::runtime::events::{Recorder, Reporter};
 use scaler_core::Registry;
 use tokio::sync::watch;
 use tracing::{error, info};
 
 use crate::controller::{self, Settings};
+use crate::events::EventPublisher;
 use crate::leader::{self, LeaseSettings};
 use crate::metrics_source::{DEFAULT_DEDUPE_WINDOW, MetricsSource};
 use crate::resolve::ResolveSettings;
@@ -223,13 +223,7 @@ pub async fn run_with_client(
         resync: Duration::from_secs(args.resync_seconds.max(10)),
         max_concurrent_reconciles: args.max_concurrent_reconciles,
     };
-    let recorder = Recorder::new(
-        client.clone(),
-        Reporter {
-            controller: "kedge".into(),
-            instance: Some(identity.clone()),
-        },
-    );
+    let events = EventPublisher::new(client.clone(), "kedge", &identity);
 
     let mut shutdown = Box::pin(shutdown_signal());
     loop {
@@ -250,7 +244,7 @@ pub async fn run_with_client(
         let scale_loop = scale_loop::spawn(
             runtimes.clone(),
             Arc::new(PollContext {
-                recorder: recorder.clone(),
+                events: events.clone(),
                 metrics: Arc::clone(&metrics),
                 timeout: settings.timeout,
             }),
@@ -264,7 +258,7 @@ pub async fn run_with_client(
                 settings: settings.clone(),
                 runtimes: runtimes.clone(),
                 scale_loop: scale_loop.clone(),
-                recorder: recorder.clone(),
+                events: events.clone(),
                 metrics: Arc::clone(&metrics),
             },
             async move {

@@ -18,7 +18,6 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::Recorder;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Client, ResourceExt as _};
@@ -29,6 +28,7 @@ pub use deps::Dependencies;
 pub use index::ScaledObjectIndex;
 
 use crate::crd::{ClusterTriggerAuthentication, ScaledObject, TriggerAuthentication};
+use crate::events::EventPublisher;
 use crate::resolve::ResolveSettings;
 use crate::runtime::Runtimes;
 use crate::scale_loop::ScaleLoopHandle;
@@ -69,8 +69,8 @@ pub struct Context {
     pub runtimes: Runtimes,
     /// The scale loop.
     pub scale_loop: ScaleLoopHandle,
-    /// Event recorder.
-    pub recorder: Recorder,
+    /// Events on ScaledObjects.
+    pub events: EventPublisher,
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// TriggerAuthentications.
@@ -134,8 +134,8 @@ pub struct Wiring {
     pub runtimes: Runtimes,
     /// The scale loop.
     pub scale_loop: ScaleLoopHandle,
-    /// Event recorder.
-    pub recorder: Recorder,
+    /// Events on ScaledObjects.
+    pub events: EventPublisher,
     /// Metrics.
     pub metrics: Arc<Metrics>,
 }
@@ -151,7 +151,7 @@ pub async fn run(
         settings,
         runtimes,
         scale_loop,
-        recorder,
+        events,
         metrics,
     } = wiring;
     let ns = settings.namespace.clone();
@@ -206,7 +206,7 @@ pub async fn run(
         discovery: Discovery::default(),
         runtimes,
         scale_loop,
-        recorder,
+        events,
         metrics,
         trigger_auths: ta_store,
         cluster_trigger_auths: cta_store,

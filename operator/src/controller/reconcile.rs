@@ -6,11 +6,11 @@ use std::hash::{Hash as _, Hasher as _};
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::decision::EventType;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, PodTemplateSpec, Secret};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType};
 use kube::runtime::finalizer::{Event as Finalized, finalizer};
 use kube::{Resource as _, ResourceExt as _};
 use scaler_core::{ScalerConfig, TriggerId};
@@ -86,14 +86,11 @@ fn writer(ctx: &Context, so: &ScaledObject) -> Arc<StatusWriter> {
 }
 
 async fn publish(ctx: &Context, so: &ScaledObject, type_: EventType, reason: &str, note: String) {
-    let event = Event {
-        type_,
-        reason: reason.to_owned(),
-        note: Some(note),
-        action: reason.to_owned(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&event, &so.object_ref(&())).await {
+    if let Err(e) = ctx
+        .events
+        .publish(&so.object_ref(&()), type_, reason, &note)
+        .await
+    {
         warn!("cannot publish event {reason}: {e}");
     }
 }

@@ -4,9 +4,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::events::EventPublisher;
 use chrono::{TimeDelta, Utc};
 use kube::Resource as _;
-use kube::runtime::events::{Event as KubeEvent, EventType as KubeEventType, Recorder};
 use tracing::{debug, warn};
 
 use crate::decision::{self, Action, CompositeOutcome, PollInput, TriggerOutcome};
@@ -18,8 +18,8 @@ use crate::telemetry::{Metrics, ScalerLabels, loop_labels};
 
 /// What polls share.
 pub struct PollContext {
-    /// Event recorder.
-    pub recorder: Recorder,
+    /// Events on ScaledObjects.
+    pub events: EventPublisher,
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// Timeout of each trigger query (`KEDA_HTTP_DEFAULT_TIMEOUT`).
@@ -38,19 +38,9 @@ impl PollContext {
     }
 
     async fn publish(&self, rt: &ScaledObjectRuntime, ev: &decision::Event) {
-        let event = KubeEvent {
-            type_: match ev.type_ {
-                decision::EventType::Normal => KubeEventType::Normal,
-                decision::EventType::Warning => KubeEventType::Warning,
-            },
-            reason: ev.reason.to_owned(),
-            note: Some(ev.message.clone()),
-            action: ev.reason.to_owned(),
-            secondary: None,
-        };
         if let Err(e) = self
-            .recorder
-            .publish(&event, &rt.object.object_ref(&()))
+            .events
+            .publish(&rt.object.object_ref(&()), ev.type_, ev.reason, &ev.message)
             .await
         {
             warn!(scaledobject = %rt.key, "cannot publish event {}: {e}", ev.reason);
