@@ -140,6 +140,24 @@ pub struct Wiring {
     pub metrics: Arc<Metrics>,
 }
 
+/// A hash of what a reconcile acts on: the spec (by `generation`), labels, annotations (paused,
+/// paused-replicas, ...), finalizers and deletion. A write of only the status — the scale
+/// loop's, at every activity change — leaves it unchanged and does not reconcile again.
+fn reconcile_relevant(so: &ScaledObject) -> Option<u64> {
+    use std::hash::{DefaultHasher, Hash as _, Hasher as _};
+    let meta = &so.metadata;
+    let mut h = DefaultHasher::new();
+    meta.generation.hash(&mut h);
+    meta.labels.hash(&mut h);
+    meta.annotations.hash(&mut h);
+    meta.finalizers.hash(&mut h);
+    meta.deletion_timestamp
+        .as_ref()
+        .map(|t| t.0.as_second())
+        .hash(&mut h);
+    Some(h.finish())
+}
+
 /// Builds the controller's watches and runs it until `shutdown` resolves.
 pub async fn run(
     wiring: Wiring,
@@ -194,7 +212,9 @@ pub async fn run(
             })
         })
     };
-    let so_stream = reflector::reflector(so_writer, so_events).applied_objects();
+    let so_stream = reflector::reflector(so_writer, so_events)
+        .applied_objects()
+        .predicate_filter(reconcile_relevant, Default::default());
     let controller = Controller::for_stream(so_stream, so_store).with_config(
         kube::runtime::controller::Config::default()
             .concurrency(settings.max_concurrent_reconciles.max(1)),
@@ -270,4 +290,57 @@ fn error_policy(so: Arc<ScaledObject>, error: &Error, ctx: Arc<Context>) -> Acti
         .get_or_create(&crate::telemetry::result_labels(error.label()))
         .inc();
     Action::requeue(Duration::from_secs(10))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn so(extra: serde_json::Value) -> ScaledObject {
+        let mut obj = serde_json::json!({
+            "apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+            "metadata": {"name": "web", "namespace": "default", "generation": 1,
+                         "finalizers": [FINALIZER]},
+            "spec": {"scaleTargetRef": {"name": "web"},
+                     "triggers": [{"type": "cron", "metadata": {}}]},
+        });
+        json_patch_merge(&mut obj, extra);
+        serde_json::from_value(obj).unwrap()
+    }
+
+    fn json_patch_merge(base: &mut serde_json::Value, patch: serde_json::Value) {
+        match (base, patch) {
+            (serde_json::Value::Object(b), serde_json::Value::Object(p)) => {
+                for (k, v) in p {
+                    json_patch_merge(b.entry(k).or_insert(serde_json::Value::Null), v);
+                }
+            }
+            (b, p) => *b = p,
+        }
+    }
+
+    #[test]
+    fn status_writes_do_not_reconcile_but_spec_and_metadata_changes_do() {
+        let base = reconcile_relevant(&so(serde_json::json!({})));
+        let status_only = so(serde_json::json!({
+            "status": {"lastActiveTime": "2026-01-01T00:00:00Z", "hpaName": "keda-hpa-web"},
+            "metadata": {"resourceVersion": "42"},
+        }));
+        assert_eq!(reconcile_relevant(&status_only), base);
+        for change in [
+            serde_json::json!({"metadata": {"generation": 2}}),
+            serde_json::json!({"metadata": {"annotations": {"autoscaling.keda.sh/paused": "true"}}}),
+            serde_json::json!({"metadata": {"labels": {"team": "a"}}}),
+            serde_json::json!({"metadata": {"finalizers": []}}),
+            serde_json::json!({"metadata": {"deletionTimestamp": "2026-01-01T00:00:00Z"}}),
+        ] {
+            assert_ne!(
+                reconcile_relevant(&so(change.clone())),
+                base,
+                "{change} must reconcile"
+            );
+        }
+    }
 }
