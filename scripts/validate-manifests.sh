@@ -81,6 +81,7 @@ render --set watchNamespace=apps --set certManager.enabled=true \
   --set serviceMonitor.enabled=true --set-json 'serviceMonitor.labels={"release":"prometheus"}' \
   --set rbac.restrictScaleToTargets=true \
   --set-json 'rbac.scaleTargets=[{"apiGroup":"apps","resources":["deployments"]},{"apiGroup":"argoproj.io","resources":["rollouts"]}]' \
+  --set kubeApi.qps=40 --set kubeApi.burst=60 \
   --set ports.https=7443 --set ports.metrics=9090 --set ports.grpc=9667 --set logFormat=text \
   --set-json 'extraEnv=[{"name":"KEDA_HTTP_DEFAULT_TIMEOUT","value":"5000"}]' \
   --set-json 'extraArgs=["--resync-seconds=600"]' \
@@ -107,6 +108,16 @@ KEDGE="${KEDGE_BIN:-$CARGO_TARGET_DIR/debug/kedge}"
 if [ -z "${KEDGE_BIN:-}" ]; then
   cargo build --quiet --locked -p kedge
 fi
+# Every flag a rendered Deployment passes is one `kedge run` has.
+"$KEDGE" run --help >"$out/run-help.txt"
+flags=0
+for flag in $(sed -nE 's/^ *- (--[a-z0-9-]+).*/\1/p' "$out"/*.yaml | sort -u); do
+  grep -qE -- "^ *$flag( |,|\$)" "$out/run-help.txt" \
+    || { echo "validate-manifests: a manifest passes $flag, which kedge run does not have" >&2; exit 1; }
+  flags=$((flags + 1))
+done
+say "kedge run: accepts all $flags flags the manifests pass"
+
 checked=0
 for f in "${examples[@]}"; do
   grep -q '^kind: ScaledObject' "$f" || continue

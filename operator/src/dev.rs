@@ -304,6 +304,7 @@ pub async fn run(args: DevArgs, registry: Registry) -> Result<(), DevError> {
         resync_seconds: 300,
         max_concurrent_reconciles: 20,
         log_format: args.log_format,
+        client: Default::default(),
         // The embedded cluster authenticates itself to the adapter with a front-proxy client
         // certificate as kube-apiserver does, so the adapter keeps its auth on.
         adapter: crate::adapter::AdapterArgs {

@@ -15,6 +15,7 @@ pub mod dev;
 pub mod events;
 pub mod fallback;
 pub mod hpa;
+pub mod kube_client;
 pub mod leader;
 pub mod metrics_source;
 pub mod modifiers;

@@ -71,6 +71,9 @@ pub struct RunArgs {
     /// Log format.
     #[arg(long, value_enum, default_value_t = crate::telemetry::LogFormat::Text)]
     pub log_format: crate::telemetry::LogFormat,
+    /// Client-side rate limit of requests to the Kubernetes API.
+    #[command(flatten)]
+    pub client: crate::kube_client::ClientArgs,
     /// The external metrics API.
     #[command(flatten)]
     pub adapter: crate::adapter::AdapterArgs,
@@ -295,7 +298,17 @@ pub async fn run_with_client(
 /// Runs kedge with the client configured from the environment.
 pub async fn run(args: RunArgs, registry: Registry) -> Result<(), RunError> {
     crate::telemetry::init_logging(args.log_format);
-    let client = Client::try_default().await.map_err(RunError::Client)?;
+    let client = crate::kube_client::from_env(&args.client)
+        .await
+        .map_err(RunError::Client)?;
+    match args.client.rate_limit() {
+        Some(limit) => info!(
+            burst = limit.burst,
+            per = ?limit.per,
+            "client-side rate limit of Kubernetes API requests"
+        ),
+        None => info!("no client-side rate limit of Kubernetes API requests (--kube-api-qps)"),
+    }
     run_with_client(client, args, registry).await
 }
 

@@ -119,7 +119,9 @@ async fn hpa(client: &Client, name: &str) -> Option<HorizontalPodAutoscaler> {
 #[tokio::test]
 async fn cron_window_scales_from_zero_and_back_after_cooldown() {
     let c = Cluster::start("cron").await;
-    let kedge = c.run_kedge("kedge", &[]);
+    // KEDA's client rate limit, as a migrated manifest would pass it: everything below still
+    // happens within it.
+    let kedge = c.run_kedge("kedge", &["--kube-api-qps=20", "--kube-api-burst=30"]);
     create_deployment(&c.client, NS, "web", 0).await;
     let (start, end) = window(true);
     let trigger = json!({"type": "cron", "metadata": {"timezone": "Etc/UTC", "start": start, "end": end, "desiredReplicas": "3"}});
@@ -155,6 +157,13 @@ async fn cron_window_scales_from_zero_and_back_after_cooldown() {
     assert_eq!(
         h.metadata.owner_references.as_ref().unwrap()[0].kind,
         "ScaledObject"
+    );
+    assert!(
+        kedge
+            .output()
+            .contains("client-side rate limit of Kubernetes API requests burst=30 per=1.5s"),
+        "{}",
+        kedge.output()
     );
 
     // The window is open: kedge activates the workload itself (the HPA never scales from 0).
