@@ -34,7 +34,9 @@ impl Default for AdapterConfig {
 }
 
 /// Where the serving certificate comes from.
-#[derive(Debug, Clone)]
+///
+/// Its `Debug` leaves private keys out, so a configuration can be logged.
+#[derive(Clone)]
 pub enum ServingTls {
     /// A certificate generated at start, self-signed, for these DNS names / IP addresses. The
     /// APIService then needs `insecureSkipTLSVerify: true` or the generated certificate as
@@ -59,6 +61,57 @@ pub enum ServingTls {
     },
 }
 
+/// Stands in for key material in `Debug` output.
+const REDACTED: &str = "<redacted>";
+
+impl std::fmt::Debug for ServingTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ServingTls::SelfSigned { names } => {
+                f.debug_struct("SelfSigned").field("names", names).finish()
+            }
+            ServingTls::Pem { cert_pem, .. } => f
+                .debug_struct("Pem")
+                .field("cert_pem", &format_args!("<{} bytes>", cert_pem.len()))
+                .field("key_pem", &REDACTED)
+                .finish(),
+            ServingTls::Files {
+                cert_file,
+                key_file,
+            } => f
+                .debug_struct("Files")
+                .field("cert_file", cert_file)
+                .field("key_file", key_file)
+                .finish(),
+        }
+    }
+}
+
+impl std::fmt::Debug for GrpcTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GrpcTls::Files {
+                ca_file,
+                cert_file,
+                key_file,
+            } => f
+                .debug_struct("Files")
+                .field("ca_file", ca_file)
+                .field("cert_file", cert_file)
+                .field("key_file", key_file)
+                .finish(),
+            GrpcTls::SharedCa { ca_cert_pem, .. } => f
+                .debug_struct("SharedCa")
+                .field(
+                    "ca_cert_pem",
+                    &format_args!("<{} bytes>", ca_cert_pem.len()),
+                )
+                .field("ca_key_pem", &REDACTED)
+                .finish(),
+        }
+    }
+}
+
 impl Default for ServingTls {
     fn default() -> Self {
         ServingTls::SelfSigned {
@@ -69,7 +122,9 @@ impl Default for ServingTls {
 
 /// TLS of the gRPC link between replicas: TLS 1.3, both sides present certificates that chain to
 /// the same CA.
-#[derive(Debug, Clone)]
+///
+/// Its `Debug` leaves private keys out, so a configuration can be logged.
+#[derive(Clone)]
 pub enum GrpcTls {
     /// Certificate, key and CA bundle files (as KEDA's `ca.crt`, `tls.crt`, `tls.key`), re-read
     /// when they change. The certificate must be usable for both server and client
@@ -121,6 +176,32 @@ impl GrpcConfig {
             server_name: "kedge-metrics-service".into(),
             request_timeout: Duration::from_secs(3),
             staleness_bound: Duration::from_secs(120),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_leaves_private_keys_out() {
+        let key = "-----BEGIN PRIVATE KEY-----\nsecret\n-----END PRIVATE KEY-----\n";
+        let serving = ServingTls::Pem {
+            cert_pem: "-----BEGIN CERTIFICATE-----\n".into(),
+            key_pem: key.into(),
+        };
+        let grpc = GrpcConfig::new(GrpcTls::SharedCa {
+            ca_cert_pem: "-----BEGIN CERTIFICATE-----\n".into(),
+            ca_key_pem: key.into(),
+        });
+        let config = AdapterConfig {
+            tls: serving,
+            ..AdapterConfig::default()
+        };
+        for shown in [format!("{config:?}"), format!("{grpc:?}")] {
+            assert!(!shown.contains("secret"), "{shown}");
+            assert!(shown.contains("<redacted>"), "{shown}");
         }
     }
 }
