@@ -105,6 +105,18 @@ impl Default for Config {
     }
 }
 
+impl Config {
+    /// The API alone, without the workload and HPA simulators: for tests of a client against
+    /// the API that must not see objects change on their own.
+    pub fn api_only() -> Self {
+        Config {
+            simulate_workloads: false,
+            simulate_hpa: false,
+            ..Config::default()
+        }
+    }
+}
+
 /// A running local cluster. Dropping it (or [`LocalCluster::shutdown`]) stops the server and the
 /// simulators.
 #[derive(Debug)]

@@ -24,11 +24,9 @@ const WAIT: Duration = Duration::from_secs(60);
 
 async fn cluster() -> LocalCluster {
     LocalCluster::start(local_cluster::Config {
-        simulate_hpa: false,
-        simulate_workloads: false,
         // These tests publish the authentication ConfigMap themselves, with CAs they control.
         front_proxy: false,
-        ..Default::default()
+        ..local_cluster::Config::api_only()
     })
     .await
     .unwrap()

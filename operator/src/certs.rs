@@ -265,13 +265,9 @@ mod tests {
 
     #[tokio::test]
     async fn one_secret_for_all_replicas_renewed_from_the_same_ca() {
-        let cluster = local_cluster::LocalCluster::start(local_cluster::Config {
-            simulate_hpa: false,
-            simulate_workloads: false,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+        let cluster = local_cluster::LocalCluster::start(local_cluster::Config::api_only())
+            .await
+            .unwrap();
         let client = cluster.client().await.unwrap();
         let names = service_names("kedge-metrics-apiserver", "default");
 

@@ -182,13 +182,17 @@ impl EventPublisher {
     ) -> Event {
         let now = Timestamp::now();
         // Names as client-go's: `<object>.<hex nanoseconds>`, made strictly increasing.
-        let nanos = i64::try_from(now.as_nanosecond()).unwrap_or(i64::MAX);
-        let prev = self.inner.last_nanos.fetch_max(nanos, Ordering::Relaxed);
-        let nanos = if prev >= nanos {
-            self.inner.last_nanos.fetch_add(1, Ordering::Relaxed) + 1
-        } else {
-            nanos
-        };
+        let clock = i64::try_from(now.as_nanosecond()).unwrap_or(i64::MAX);
+        let next = |last: i64| clock.max(last.saturating_add(1));
+        let nanos =
+            match self
+                .inner
+                .last_nanos
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| {
+                    Some(next(last))
+                }) {
+                Ok(last) | Err(last) => next(last),
+            };
         let object = regarding.name.as_deref().unwrap_or(&self.inner.controller);
         Event {
             metadata: ObjectMeta {
@@ -247,13 +251,9 @@ mod tests {
     #[tokio::test]
     async fn repeats_join_a_series_and_new_notes_make_new_events() {
         use k8s_openapi::api::core::v1::ConfigMap;
-        let cluster = local_cluster::LocalCluster::start(local_cluster::Config {
-            simulate_hpa: false,
-            simulate_workloads: false,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+        let cluster = local_cluster::LocalCluster::start(local_cluster::Config::api_only())
+            .await
+            .unwrap();
         let client = cluster.client().await.unwrap();
         let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
         let cm = cms

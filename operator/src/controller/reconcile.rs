@@ -6,7 +6,6 @@ use std::hash::{Hash as _, Hasher as _};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::decision::EventType;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, PodTemplateSpec, Secret};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
@@ -19,7 +18,7 @@ use tracing::{info, warn};
 
 use super::{Context, Error, FINALIZER};
 use crate::crd::{AuthenticationRefKind, ScaledObject, ScaledObjectStatus};
-use crate::decision::Pause;
+use crate::decision::{EventType, Pause};
 use crate::hpa::{self, SCALED_OBJECT_NAME_LABEL, TargetRef};
 use crate::resolve::{self, Snapshot};
 use crate::runtime::{ObjectKey, ScaledObjectRuntime, TriggerRuntime};

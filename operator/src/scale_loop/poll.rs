@@ -4,12 +4,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::events::EventPublisher;
 use chrono::{TimeDelta, Utc};
 use kube::Resource as _;
 use tracing::{debug, warn};
 
 use crate::decision::{self, Action, CompositeOutcome, PollInput, TriggerOutcome};
+use crate::events::EventPublisher;
 use crate::fallback::{self, FallbackSettings};
 use crate::modifiers;
 use crate::runtime::{CachedMetric, ScaledObjectRuntime};
