@@ -91,6 +91,11 @@ render --set watchNamespace=apps --set certManager.enabled=true \
   --set-json 'imagePullSecrets=[{"name":"regcred"}]' \
   --set podDisruptionBudget.enabled=false >"$out/helm-everything.yaml"
 say "helm $HELM_VERSION: lint --strict passes, 4 value sets render"
+# kubeApi values become kedge run's rate limit flags; the default sets no limit.
+grep -q -- '- --kube-api-qps=40$' "$out/helm-everything.yaml" \
+  && grep -q -- '- --kube-api-burst=60$' "$out/helm-everything.yaml" \
+  && ! grep -q -- '--kube-api-' "$out/helm.yaml" \
+  || { echo "validate-manifests: kubeApi.qps/burst do not render as --kube-api-qps/--kube-api-burst" >&2; exit 1; }
 
 "$PY" scripts/validate_manifests.py compare --ignore-kind Namespace "$out/deploy.yaml" "$out/helm.yaml"
 "$PY" scripts/validate_manifests.py compare --ignore-kind Namespace "$out/namespaced.yaml" "$out/helm-namespaced.yaml"
