@@ -27,6 +27,10 @@ pub enum Error {
     /// Building a kube-rs client from the generated kubeconfig failed.
     #[error("cannot build a client for the local cluster: {0}")]
     Client(String),
+    /// Creating the objects every cluster starts with (the default namespaces, the front-proxy
+    /// ConfigMap) failed.
+    #[error("cannot create the initial cluster objects: {0}")]
+    Bootstrap(#[source] ApiError),
 }
 
 /// The `reason` field of a Kubernetes `Status`.

@@ -175,7 +175,8 @@ impl LocalCluster {
                 .max(Duration::from_millis(100)),
             front_proxy,
         });
-        objects::bootstrap(&state, tls.as_ref().map(|t| t.ca_pem.as_str()));
+        objects::bootstrap(&state, tls.as_ref().map(|t| t.ca_pem.as_str()))
+            .map_err(Error::Bootstrap)?;
 
         let acceptor = tls
             .as_ref()

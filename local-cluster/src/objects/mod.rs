@@ -1,30 +1,30 @@
 //! What kube-apiserver's registry strategies do around storage: defaulting and validation,
 //! metadata bookkeeping (uid, generation, timestamps, managedFields), resourceVersion
 //! preconditions, status/scale subresources, finalizers, namespace lifecycle, garbage collection of
-//! dependents, and CRD registration. Every operation runs in one store transaction.
+//! dependents, and CRD registration. Every operation runs in one store transaction. What differs
+//! by kind is in [`strategy`]; the metadata every kind shares is in [`metadata`].
 
 mod admission;
 mod delete;
+mod metadata;
 mod scale;
+mod strategy;
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
-use admission::{
-    admit, check_crd, check_namespace_writable, check_type_meta, crd_status, random_suffix,
-};
+use admission::{admit, check_namespace_writable, check_type_meta};
 use delete::remove_final;
 pub use delete::{delete, delete_collection};
 pub use scale::{get_scale, patch_scale, update_scale};
 
-use crate::error::{ApiError, ApiResult, Cause};
+use crate::error::{ApiError, ApiResult, Cause, Reason};
 use crate::patch::{self, PatchType};
 use crate::resources::{ResourceType, Special, types_from_crd};
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::state::State;
-use crate::store::Txn;
+use crate::store::{Txn, key_of};
 
 /// The `fieldValidation` query parameter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -288,40 +288,6 @@ pub fn list(
     })
 }
 
-fn set_managed_fields(
-    obj: &mut Value,
-    manager: Option<&str>,
-    operation: &str,
-    api_version: &str,
-    subresource: Option<&str>,
-) {
-    let Some(manager) = manager else { return };
-    let m = meta_mut(obj);
-    let mut fields: Vec<Value> = m
-        .get("managedFields")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    fields.retain(|f| {
-        !(f.get("manager").and_then(Value::as_str) == Some(manager)
-            && f.get("operation").and_then(Value::as_str) == Some(operation)
-            && f.get("subresource").and_then(Value::as_str) == subresource)
-    });
-    let mut entry = json!({
-        "manager": manager,
-        "operation": operation,
-        "apiVersion": api_version,
-        "time": now(),
-        "fieldsType": "FieldsV1",
-        "fieldsV1": {},
-    });
-    if let Some(sub) = subresource {
-        entry["subresource"] = json!(sub);
-    }
-    fields.push(entry);
-    m.insert("managedFields".into(), Value::Array(fields));
-}
-
 fn run_post(state: &State, post: Vec<PostCommit>) {
     for p in post {
         match p {
@@ -344,110 +310,22 @@ pub fn create(
 ) -> ApiResult<Written> {
     check_type_meta(rt, &obj)?;
     let mut obj = to_storage(rt, obj);
-    // Reviews (TokenReview, SubjectAccessReview) are answered, never stored, and need no name:
-    // kube-apiserver even requires their metadata to be empty.
-    if rt.special == Special::Review {
-        admission::answer_review(&mut obj, &state.token);
+    let strategy = strategy::of(rt);
+    // Reviews are answered before their name is looked at: kube-apiserver even requires their
+    // metadata to be empty.
+    if strategy.answer(&mut obj, &state.token) {
         return Ok(Written {
             object: render(rt, &obj),
             created: true,
             warnings: Vec::new(),
         });
     }
-    {
-        let m = meta_mut(&mut obj);
-        if m.get("name")
-            .and_then(Value::as_str)
-            .is_none_or(str::is_empty)
-        {
-            match m.get("generateName").and_then(Value::as_str) {
-                Some(prefix) if !prefix.is_empty() => {
-                    let name = format!("{prefix}{}", random_suffix());
-                    m.insert("name".into(), json!(name));
-                }
-                _ => {
-                    return Err(ApiError::invalid(
-                        &rt.group,
-                        &rt.kind,
-                        "",
-                        vec![Cause {
-                            reason: "FieldValueRequired",
-                            field: "metadata.name".into(),
-                            message: "Required value: name or generateName is required".into(),
-                        }],
-                    ));
-                }
-            }
-        }
-        if rt.namespaced {
-            let url_ns = namespace.unwrap_or("default");
-            match m.get("namespace").and_then(Value::as_str) {
-                Some(ns) if !ns.is_empty() && ns != url_ns => {
-                    return Err(ApiError::bad_request(
-                        "the namespace of the provided object does not match the namespace sent on the request",
-                    ));
-                }
-                _ => {
-                    m.insert("namespace".into(), json!(url_ns));
-                }
-            }
-        } else {
-            m.remove("namespace");
-        }
-        for k in [
-            "uid",
-            "resourceVersion",
-            "creationTimestamp",
-            "deletionTimestamp",
-            "deletionGracePeriodSeconds",
-            "generation",
-        ] {
-            m.remove(k);
-        }
-    }
-    let name = meta_str(&obj, "name").unwrap_or_default().to_string();
-    let ns = meta_str(&obj, "namespace").unwrap_or_default().to_string();
-    if rt.status_subresource
-        && rt.special != Special::Namespace
-        && let Some(map) = obj.as_object_mut()
-    {
-        map.remove("status");
-    }
-    let mut warnings = admit(rt, &mut obj, opts, &state.token)?;
-    if rt.special == Special::Review {
-        return Ok(Written {
-            object: render(rt, &obj),
-            created: true,
-            warnings,
-        });
-    }
-    if rt.special == Special::CustomResourceDefinition {
-        check_crd(state, &obj)?;
-        obj["status"] = crd_status(&obj);
-    }
-    if rt.special == Special::Namespace {
-        obj["spec"] = json!({"finalizers": ["kubernetes"]});
-        obj["status"] = json!({"phase": "Active"});
-        let labels = meta_mut(&mut obj)
-            .entry("labels")
-            .or_insert_with(|| json!({}));
-        if labels.is_object() {
-            labels["kubernetes.io/metadata.name"] = json!(name);
-        }
-    }
-    {
-        let m = meta_mut(&mut obj);
-        m.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
-        m.insert("creationTimestamp".into(), json!(now()));
-        m.insert("generation".into(), json!(1));
-    }
-    set_managed_fields(
-        &mut obj,
-        opts.field_manager.as_deref(),
-        if opts.apply { "Apply" } else { "Update" },
-        &rt.api_version(),
-        None,
-    );
+    metadata::prepare_for_create(rt, namespace, &mut obj)?;
+    let (ns, name) = key_of(&obj);
+    strategy.prepare_for_create(rt, &mut obj);
+    let mut warnings = admit(state, rt, strategy, &mut obj, opts)?;
+    metadata::stamp_created(&mut obj);
+    metadata::set_managed_fields(&mut obj, rt, opts, None);
 
     let mut txn = state.store.txn();
     check_namespace_writable(&txn, rt, &ns)?;
@@ -464,9 +342,7 @@ pub fn create(
     }
     let stored = txn.put(&gr, obj);
     drop(txn);
-    if rt.special == Special::CustomResourceDefinition {
-        run_post(state, vec![PostCommit::Crd(name, Some((*stored).clone()))]);
-    }
+    run_post(state, strategy.after_write(&stored).into_iter().collect());
     warnings.dedup();
     Ok(Written {
         object: render(rt, &stored),
@@ -522,133 +398,15 @@ fn prepare_update(
 ) -> ApiResult<(Value, Vec<String>)> {
     check_type_meta(rt, &new)?;
     let mut new = to_storage(rt, new);
-    let name = meta_str(old, "name").unwrap_or_default().to_string();
-    if let Some(body_name) = meta_str(&new, "name")
-        && body_name != name
-    {
-        return Err(ApiError::bad_request(format!(
-            "the name of the object ({body_name}) does not match the name on the URL ({name})"
-        )));
-    }
-    if let Some(rv) = meta_str(&new, "resourceVersion")
-        && !rv.is_empty()
-        && Some(rv) != meta_str(old, "resourceVersion")
-    {
-        return Err(ApiError::conflict(&rt.group, &rt.plural, &name));
-    }
-    if let Some(uid) = meta_str(&new, "uid")
-        && !uid.is_empty()
-        && Some(uid) != meta_str(old, "uid")
-    {
-        return Err(ApiError::conflict(&rt.group, &rt.plural, &name));
-    }
-    match sub {
-        Subresource::Main if rt.status_subresource => match old.get("status") {
-            Some(status) => new["status"] = status.clone(),
-            None => {
-                if let Some(map) = new.as_object_mut() {
-                    map.remove("status");
-                }
-            }
-        },
-        Subresource::Main => {}
-        Subresource::Status => {
-            let mut merged = old.clone();
-            match new.get("status") {
-                Some(status) => merged["status"] = status.clone(),
-                None => {
-                    if let Some(map) = merged.as_object_mut() {
-                        map.remove("status");
-                    }
-                }
-            }
-            new = merged;
-        }
-    }
-    // Identity and lifecycle metadata are the server's.
-    let old_meta = meta(old).cloned().unwrap_or_default();
-    {
-        let m = meta_mut(&mut new);
-        for k in [
-            "name",
-            "namespace",
-            "uid",
-            "creationTimestamp",
-            "deletionTimestamp",
-            "deletionGracePeriodSeconds",
-            "generation",
-        ] {
-            match old_meta.get(k) {
-                Some(v) => m.insert(k.into(), v.clone()),
-                None => m.remove(k),
-            };
-        }
-        m.remove("resourceVersion");
-    }
-    if old_meta.contains_key("deletionTimestamp") {
-        let finalizers = |o: &Value| -> HashSet<String> {
-            o.pointer("/metadata/finalizers")
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(Value::as_str)
-                        .map(str::to_string)
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-        if !finalizers(&new).is_subset(&finalizers(old)) {
-            return Err(ApiError::invalid(
-                &rt.group,
-                &rt.kind,
-                &name,
-                vec![Cause {
-                    reason: "FieldValueForbidden",
-                    field: "metadata.finalizers".into(),
-                    message:
-                        "Forbidden: no new finalizers can be added if the object is being deleted"
-                            .into(),
-                }],
-            ));
-        }
-    }
-    let warnings = admit(rt, &mut new, opts, &state.token)?;
-    if rt.special == Special::CustomResourceDefinition {
-        check_crd(state, &new)?;
-        let mut status = crd_status(&new);
-        // Keep transition times stable across updates.
-        if let Some(old_conditions) = old.pointer("/status/conditions") {
-            status["conditions"] = old_conditions.clone();
-        }
-        new["status"] = status;
-    }
-    if rt.special == Special::Namespace {
-        new["spec"] = old.get("spec").cloned().unwrap_or(json!({}));
-        if sub == Subresource::Main {
-            new["status"] = old
-                .get("status")
-                .cloned()
-                .unwrap_or(json!({"phase": "Active"}));
-        }
-    }
-    let generation = old_meta
-        .get("generation")
-        .and_then(Value::as_i64)
-        .unwrap_or(1);
-    let bumped = if generation_changed(rt, &new, old) {
-        generation + 1
-    } else {
-        generation
-    };
-    meta_mut(&mut new).insert("generation".into(), json!(bumped));
+    let strategy = strategy::of(rt);
+    metadata::check_preconditions(rt, old, &new)?;
+    strategy.prepare_for_update(rt, old, &mut new, sub);
+    metadata::keep_server_set(old, &mut new);
+    metadata::check_finalizers(rt, old, &new)?;
+    let warnings = admit(state, rt, strategy, &mut new, opts)?;
+    metadata::bump_generation(rt, old, &mut new);
     let subresource = (sub == Subresource::Status).then_some("status");
-    set_managed_fields(
-        &mut new,
-        opts.field_manager.as_deref(),
-        if opts.apply { "Apply" } else { "Update" },
-        &rt.api_version(),
-        subresource,
-    );
+    metadata::set_managed_fields(&mut new, rt, opts, subresource);
     Ok((new, warnings))
 }
 
@@ -678,12 +436,7 @@ fn commit_update(
             .unwrap_or(stored);
     }
     let stored = txn.put(&gr, new);
-    if rt.special == Special::CustomResourceDefinition {
-        post.push(PostCommit::Crd(
-            meta_str(&stored, "name").unwrap_or_default().to_string(),
-            Some((*stored).clone()),
-        ));
-    }
+    post.extend(strategy::of(rt).after_write(&stored));
     stored
 }
 
@@ -813,56 +566,64 @@ pub fn modify(
     Ok(render(rt, &stored))
 }
 
-/// Create the namespaces every cluster starts with.
-pub fn bootstrap(state: &State, client_ca_pem: Option<&str>) {
-    let Some(rt) = state.registry.find("", "v1", "namespaces") else {
-        return;
-    };
+/// Create the namespaces every cluster starts with and, with a front proxy, what kube-apiserver
+/// publishes for extension API servers.
+pub fn bootstrap(state: &State, client_ca_pem: Option<&str>) -> ApiResult<()> {
+    let namespaces = core_type(state, "namespaces")?;
     for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
-        let _ = create(
+        create(
             state,
-            &rt,
+            &namespaces,
             None,
             json!({"metadata": {"name": ns}}),
             &WriteOptions::default(),
-        );
+        )?;
     }
-    // What kube-apiserver publishes for extension API servers (kube's
-    // `ClusterAuthenticationTrustController`): which CA signs the front proxy's client
+    // As kube's `ClusterAuthenticationTrustController`: which CA signs the front proxy's client
     // certificate, which names it may carry, and which headers carry the user.
-    if let (Some(fp), Some(cms)) = (
-        state.front_proxy.as_ref(),
-        state.registry.find("", "v1", "configmaps"),
-    ) {
-        let mut data = serde_json::Map::new();
-        if let Some(ca) = client_ca_pem {
-            data.insert("client-ca-file".into(), json!(ca));
-        }
-        data.insert("requestheader-client-ca-file".into(), json!(fp.ca_pem));
-        data.insert(
-            "requestheader-allowed-names".into(),
-            json!(format!("[\"{}\"]", crate::tls::FRONT_PROXY_CLIENT_NAME)),
-        );
-        data.insert(
-            "requestheader-username-headers".into(),
-            json!("[\"X-Remote-User\"]"),
-        );
-        data.insert(
-            "requestheader-group-headers".into(),
-            json!("[\"X-Remote-Group\"]"),
-        );
-        data.insert(
-            "requestheader-extra-headers-prefix".into(),
-            json!("[\"X-Remote-Extra-\"]"),
-        );
-        let _ = create(
-            state,
-            &cms,
-            Some("kube-system"),
-            json!({"metadata": {"name": "extension-apiserver-authentication", "namespace": "kube-system"}, "data": data}),
-            &WriteOptions::default(),
-        );
+    let Some(fp) = state.front_proxy.as_ref() else {
+        return Ok(());
+    };
+    let mut data = serde_json::Map::new();
+    if let Some(ca) = client_ca_pem {
+        data.insert("client-ca-file".into(), json!(ca));
     }
+    data.insert("requestheader-client-ca-file".into(), json!(fp.ca_pem));
+    data.insert(
+        "requestheader-allowed-names".into(),
+        json!(format!("[\"{}\"]", crate::tls::FRONT_PROXY_CLIENT_NAME)),
+    );
+    data.insert(
+        "requestheader-username-headers".into(),
+        json!("[\"X-Remote-User\"]"),
+    );
+    data.insert(
+        "requestheader-group-headers".into(),
+        json!("[\"X-Remote-Group\"]"),
+    );
+    data.insert(
+        "requestheader-extra-headers-prefix".into(),
+        json!("[\"X-Remote-Extra-\"]"),
+    );
+    let configmaps = core_type(state, "configmaps")?;
+    create(
+        state,
+        &configmaps,
+        Some("kube-system"),
+        json!({"metadata": {"name": "extension-apiserver-authentication", "namespace": "kube-system"}, "data": data}),
+        &WriteOptions::default(),
+    )?;
+    Ok(())
+}
+
+/// A built-in core `v1` resource type, which every registry serves.
+fn core_type(state: &State, plural: &str) -> ApiResult<Arc<ResourceType>> {
+    state.registry.find("", "v1", plural).ok_or_else(|| {
+        ApiError::new(
+            Reason::NotFound,
+            format!("the server does not serve the resource v1 {plural}"),
+        )
+    })
 }
 
 #[cfg(test)]
