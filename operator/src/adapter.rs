@@ -165,8 +165,6 @@ impl MetricsProvider for LeaderProvider {
 pub struct Adapter {
     /// Where this replica's values are set while it leads.
     pub provider: Arc<LeaderProvider>,
-    /// Address of the external metrics API.
-    pub addr: SocketAddr,
     /// The identity this replica campaigns with (carries the link address with leader
     /// election).
     pub identity: String,
@@ -295,7 +293,6 @@ pub async fn start(
     info!(%addr, "serving the external metrics API");
     Ok(Adapter {
         provider: local,
-        addr,
         identity,
         holder: holder_tx,
         _server: server.spawn()?,

@@ -20,10 +20,6 @@ pub struct Findings {
     pub warnings: Vec<String>,
 }
 
-fn is_resource_trigger(trigger_type: &str) -> bool {
-    matches!(trigger_type, "cpu" | "memory")
-}
-
 /// The minimum replica count the bounds check uses: 0 when `minReplicaCount` is unset, else the
 /// HPA's minimum (which is never below 1).
 fn effective_min(so: &ScaledObject) -> i32 {
@@ -91,9 +87,7 @@ pub fn validate(so: &ScaledObject) -> Findings {
             ));
         }
     }
-    let only_resource_triggers =
-        !spec.triggers.is_empty() && spec.triggers.iter().all(|t| is_resource_trigger(&t.type_));
-    if only_resource_triggers && spec.min_replica_count.unwrap_or(0) < 1 {
+    if spec.only_resource_triggers() && spec.min_replica_count.unwrap_or(0) < 1 {
         f.errors.push(format!(
             "ScaledObject {name} has only cpu/memory triggers AND minReplicaCount is 0 (scale to zero doesn't work in this case)"
         ));
@@ -117,11 +111,7 @@ pub fn validate(so: &ScaledObject) -> Findings {
                 )),
             },
         }
-        for trigger in spec
-            .triggers
-            .iter()
-            .filter(|t| !is_resource_trigger(&t.type_))
-        {
+        for trigger in spec.triggers.iter().filter(|t| !t.is_resource()) {
             if trigger.name.as_deref().unwrap_or_default().is_empty() {
                 f.errors.push(format!(
                     "error validating formula in ScalingModifiers: trigger of type {:?} has no name, and formulas refer to triggers by name",
@@ -145,7 +135,7 @@ pub fn validate(so: &ScaledObject) -> Findings {
                     .to_owned(),
             );
         }
-        if modifiers.is_none() && only_resource_triggers {
+        if modifiers.is_none() && spec.only_resource_triggers() {
             f.errors.push(
                 "type is cpu/memory, which is not supported by fallback: at least one trigger of another type is needed"
                     .to_owned(),

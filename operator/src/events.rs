@@ -26,7 +26,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 
-use crate::decision::EventType;
+use crate::policy::event::EventType;
 
 /// A repeat within this long after the last occurrence joins its series (client-go's window).
 pub const SERIES_WINDOW: Duration = Duration::from_secs(6 * 60);
@@ -84,6 +84,7 @@ impl EventPublisher {
     }
 
     /// Series kept in memory (for tests and benchmarks).
+    #[cfg(test)]
     pub fn series_len(&self) -> usize {
         self.lock().by_key.len()
     }

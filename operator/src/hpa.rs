@@ -122,7 +122,7 @@ pub fn plan(
     let mut metrics = resource;
     let composite = spec
         .scaling_modifiers()
-        .filter(|m| m.formula.as_deref().is_some_and(|f| !f.trim().is_empty()))
+        .filter(|_| spec.scaling_formula().is_some())
         .and_then(|m| {
             let target = m.target.as_deref()?.trim().parse::<f64>().ok()?;
             Some((m.metric_type(), target))

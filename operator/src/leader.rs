@@ -185,12 +185,8 @@ pub fn identity_with_address(name: &str, address: Option<std::net::SocketAddr>) 
     }
 }
 
-/// The gRPC address carried by a holder identity, if any.
-///
-/// ```
-/// assert_eq!(kedge::leader::holder_address("kedge-7f9@10.0.0.5:9666").as_deref(), Some("10.0.0.5:9666"));
-/// assert_eq!(kedge::leader::holder_address("kedge-7f9"), None);
-/// ```
+/// The gRPC address carried by a holder identity (`kedge-7f9@10.0.0.5:9666` →
+/// `10.0.0.5:9666`), if any.
 pub fn holder_address(identity: &str) -> Option<String> {
     let (_, address) = identity.rsplit_once('@')?;
     address

@@ -18,9 +18,9 @@ use futures::future::{BoxFuture, Shared};
 use scaler_core::{MetricTargetType, MetricValue};
 
 use crate::crd::MetricType;
-use crate::fallback::{self, FallbackSettings};
 use crate::hpa::COMPOSITE_METRIC_NAME;
-use crate::modifiers;
+use crate::policy::fallback::{self, FallbackSettings};
+use crate::policy::modifiers;
 use crate::runtime::{CachedMetric, ObjectKey, Runtimes, ScaledObjectRuntime};
 
 /// Why a metric could not be served.
@@ -156,7 +156,6 @@ impl MetricsSource {
                                     &metric,
                                     CachedMetric {
                                         result: Ok(m.metrics.clone()),
-                                        active: m.active,
                                         at: SystemTime::now(),
                                     },
                                 );
@@ -220,7 +219,7 @@ impl MetricsSource {
         };
         let m = spec
             .scaling_modifiers()
-            .filter(|m| m.formula.as_deref().is_some_and(|f| !f.trim().is_empty()))
+            .filter(|_| spec.scaling_formula().is_some())
             .ok_or_else(not_found)?;
         let settings = FallbackSettings::from_spec(spec);
         let health = rt.status.current().await.health.unwrap_or_default();
@@ -352,7 +351,6 @@ mod tests {
                 }],
                 use_cached_metrics: use_cached,
             }],
-            only_resource_triggers: false,
             target,
             status: Arc::new(StatusWriter::new(
                 kube::Api::namespaced(client, "ns"),

@@ -339,53 +339,6 @@ pub fn resolve_auth(
     out
 }
 
-/// Where a trigger belongs and how it is called: the part of a [`ScalerConfig`] that does not
-/// come from resolution.
-pub struct TriggerContext<'a> {
-    /// Namespace of the ScaledObject.
-    pub namespace: &'a str,
-    /// Name of the ScaledObject.
-    pub scaled_object: &'a str,
-    /// Timeout of calls to the data source.
-    pub timeout: std::time::Duration,
-    /// Whether the ScaledObject uses a `scalingModifiers` formula.
-    pub as_metric_source: bool,
-}
-
-/// The [`ScalerConfig`] of trigger `index`, from its spec and what resolution found. The one
-/// place both `kedge check` and the reconciler build scaler configurations.
-pub fn scaler_config(
-    ctx: &TriggerContext<'_>,
-    index: usize,
-    trigger: &ScaleTriggers,
-    auth: ResolvedAuth,
-    env: &ResolvedEnv,
-) -> scaler_core::ScalerConfig {
-    use crate::crd::MetricType;
-    scaler_core::ScalerConfig {
-        trigger: scaler_core::TriggerId {
-            index,
-            trigger_type: trigger.type_.clone(),
-            name: trigger.name.clone().filter(|n| !n.is_empty()),
-        },
-        metadata: trigger.metadata.clone(),
-        auth_params: auth.params,
-        resolved_env: env.vars.clone(),
-        metric_type: match trigger.metric_type {
-            None => "",
-            Some(MetricType::AverageValue) => "AverageValue",
-            Some(MetricType::Value) => "Value",
-            Some(MetricType::Utilization) => "Utilization",
-        }
-        .to_owned(),
-        use_cached_metrics: trigger.use_cached_metrics(),
-        namespace: ctx.namespace.to_owned(),
-        scaled_object: ctx.scaled_object.to_owned(),
-        timeout: ctx.timeout,
-        as_metric_source: ctx.as_metric_source,
-    }
-}
-
 /// Objects held in memory, keyed by namespace and name: what `kedge check` read from files, or
 /// what the operator fetched for one reconcile.
 #[derive(Clone, Debug, Default)]

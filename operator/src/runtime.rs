@@ -21,6 +21,17 @@ pub struct ObjectKey {
     pub name: String,
 }
 
+impl ObjectKey {
+    /// The key of `so`.
+    pub fn of(so: &ScaledObject) -> Self {
+        use kube::ResourceExt as _;
+        Self {
+            namespace: so.namespace().unwrap_or_default(),
+            name: so.name_any(),
+        }
+    }
+}
+
 impl std::fmt::Display for ObjectKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}/{}", self.namespace, self.name)
@@ -44,8 +55,6 @@ pub struct TriggerRuntime {
 pub struct CachedMetric {
     /// The values, or the error.
     pub result: Result<Vec<MetricValue>, String>,
-    /// Whether the trigger was active.
-    pub active: bool,
     /// When it was taken.
     pub at: SystemTime,
 }
@@ -60,8 +69,6 @@ pub struct ScaledObjectRuntime {
     pub fingerprint: u64,
     /// The built triggers, in `spec.triggers` order (cpu/memory excluded).
     pub triggers: Vec<TriggerRuntime>,
-    /// Whether every trigger is cpu/memory (the object is then always active).
-    pub only_resource_triggers: bool,
     /// The scale target.
     pub target: Target,
     /// The status writer shared with the reconciler.
@@ -122,16 +129,6 @@ impl Runtimes {
     /// Removes a runtime.
     pub fn remove(&self, key: &ObjectKey) -> Option<Arc<ScaledObjectRuntime>> {
         self.map.write().ok().and_then(|mut m| m.remove(key))
-    }
-
-    /// How many ScaledObjects are served.
-    pub fn len(&self) -> usize {
-        self.map.read().map(|m| m.len()).unwrap_or(0)
-    }
-
-    /// True when none is served.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// All runtimes (a snapshot).

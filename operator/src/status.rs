@@ -1,74 +1,11 @@
-//! Writing ScaledObject status: one writer per object, only what changed, conditions in KEDA's
-//! order with KEDA's reasons.
+//! Writing ScaledObject status: one writer per object, only what changed. What the conditions
+//! say is [`crate::policy::conditions`]' business.
 
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::{Map, Value};
 use tokio::sync::Mutex;
 
-use crate::crd::{Condition, ScaledObject, ScaledObjectStatus};
-
-/// Condition types, in the order KEDA keeps them.
-pub const CONDITION_ORDER: [&str; 5] = ["Ready", "Active", "Fallback", "Paused", "HPAActive"];
-
-/// KEDA's initial conditions: Ready/Active/Fallback Unknown, Paused False.
-pub fn initial_conditions() -> Vec<Condition> {
-    ["Ready", "Active", "Fallback"]
-        .into_iter()
-        .map(|t| Condition {
-            type_: t.to_owned(),
-            status: "Unknown".to_owned(),
-            reason: None,
-            message: None,
-        })
-        .chain([Condition {
-            type_: "Paused".to_owned(),
-            status: "False".to_owned(),
-            reason: None,
-            message: None,
-        }])
-        .collect()
-}
-
-/// Sets condition `type_` (adding the initial set first if missing). Returns true when the
-/// status of the condition changed (the moment KEDA emits a transition Event).
-pub fn set_condition(
-    status: &mut ScaledObjectStatus,
-    type_: &str,
-    value: &str,
-    reason: &str,
-    message: &str,
-) -> bool {
-    let conditions = status.conditions.get_or_insert_with(initial_conditions);
-    let existing = conditions.iter_mut().find(|c| c.type_ == type_);
-    let transitioned = existing.as_ref().is_none_or(|c| c.status != value);
-    let new = Condition {
-        type_: type_.to_owned(),
-        status: value.to_owned(),
-        reason: Some(reason.to_owned()),
-        message: Some(message.to_owned()),
-    };
-    match existing {
-        Some(c) => *c = new,
-        None => conditions.push(new),
-    }
-    conditions.sort_by_key(|c| {
-        CONDITION_ORDER
-            .iter()
-            .position(|t| *t == c.type_)
-            .unwrap_or(CONDITION_ORDER.len())
-    });
-    transitioned
-}
-
-/// The status of condition `type_`, if set.
-pub fn condition_status<'a>(status: &'a ScaledObjectStatus, type_: &str) -> Option<&'a str> {
-    status
-        .conditions
-        .iter()
-        .flatten()
-        .find(|c| c.type_ == type_)
-        .map(|c| c.status.as_str())
-}
+use crate::crd::{ScaledObject, ScaledObjectStatus};
 
 /// A JSON merge patch turning `old` into `new`, or `None` when they are equal. Removed keys
 /// become `null`, so the server deletes them.
@@ -160,39 +97,5 @@ mod tests {
             Some(json!({"b": {"y": 3}, "c": [1, 2], "new": "v", "gone": null}))
         );
         assert_eq!(merge_diff(&old, &old), None);
-    }
-
-    #[test]
-    fn conditions_keep_keda_order_and_report_transitions() {
-        let mut s = ScaledObjectStatus::default();
-        assert!(set_condition(
-            &mut s,
-            "Active",
-            "True",
-            "ScalerActive",
-            "Scaling is performed because triggers are active"
-        ));
-        assert!(!set_condition(
-            &mut s,
-            "Active",
-            "True",
-            "ScalerActive",
-            "again"
-        ));
-        assert!(set_condition(
-            &mut s,
-            "Ready",
-            "True",
-            "ScaledObjectReady",
-            "ScaledObject is defined correctly and is ready for scaling"
-        ));
-        let types: Vec<&str> = s
-            .conditions
-            .iter()
-            .flatten()
-            .map(|c| c.type_.as_str())
-            .collect();
-        assert_eq!(types, ["Ready", "Active", "Fallback", "Paused"]);
-        assert_eq!(condition_status(&s, "Fallback"), Some("Unknown"));
     }
 }

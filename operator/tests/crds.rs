@@ -12,6 +12,7 @@ use kedge::crd::{
     self, AuthenticationRefKind, ClusterTriggerAuthentication, FallbackBehavior, IdentityOwner,
     MetricType, ModifierMetricType, PodIdentityProvider, ScaledObject, TriggerAuthentication,
 };
+use kedge::policy::conditions::{self, ConditionType};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -728,15 +729,13 @@ fn advanced_scaledobject_with_behavior_fallback_modifiers_and_status() {
     assert!(status.triggers_activity.as_ref().unwrap()["trig_one"].is_active);
     assert!(!status.triggers_activity.as_ref().unwrap()["trig_two"].is_active);
     assert_eq!(
-        status
-            .condition(crd::scaled_object::CONDITION_READY)
+        conditions::get(status, ConditionType::Ready)
             .unwrap()
             .status,
         "True"
     );
     assert_eq!(
-        status
-            .condition(crd::scaled_object::CONDITION_PAUSED)
+        conditions::get(status, ConditionType::Paused)
             .unwrap()
             .reason,
         None

@@ -10,15 +10,16 @@ mod report;
 
 use std::time::Duration;
 
-use scaler_core::{Registry, TriggerId};
+use scaler_core::Registry;
 use serde::Serialize;
 
 use crate::admission;
 use crate::crd::ScaledObject;
 use crate::hpa::{self, HpaPlan};
 use crate::resolve::{self, ResolveSettings};
+use crate::trigger_plan::{TriggerContext, TriggerPlan};
 
-pub use input::{InputError, Inventory};
+pub use input::Inventory;
 pub use report::{render_json, render_table};
 
 /// The outcome for one ScaledObject. Serialized as one element of `kedge check -o json`.
@@ -181,60 +182,35 @@ async fn check_one(
         ));
     }
 
-    let modifiers = so
-        .spec
-        .scaling_modifiers()
-        .is_some_and(|m| m.formula.as_deref().is_some_and(|f| !f.trim().is_empty()));
-    let mut external = Vec::new();
-    let mut resource = Vec::new();
-    let mut scalers = Vec::new();
-    for (index, trigger) in so.spec.triggers.iter().enumerate() {
-        let id = TriggerId {
-            index,
-            trigger_type: trigger.type_.clone(),
-            name: trigger.name.clone().filter(|n| !n.is_empty()),
-        };
-        if matches!(trigger.type_.as_str(), "cpu" | "memory") {
-            match hpa::resource_metric(trigger) {
-                Ok(m) => resource.push(m),
-                Err(e) => report.errors.push(format!("{id}: {e}")),
-            }
-            continue;
-        }
-        let auth = resolve::resolve_auth(
-            &inventory.objects,
-            &options.resolve,
+    let plan = TriggerPlan::new(
+        &inventory.objects,
+        &options.resolve,
+        TriggerContext {
             namespace,
-            trigger,
-            &env,
-        );
-        report
-            .warnings
-            .extend(auth.warnings.iter().map(|w| format!("{id}: {w}")));
-        let cfg = resolve::scaler_config(
-            &resolve::TriggerContext {
-                namespace,
-                scaled_object: &doc.name,
-                timeout: options.timeout.unwrap_or(scaler_core::DEFAULT_TIMEOUT),
-                as_metric_source: modifiers,
-            },
-            index,
-            trigger,
-            auth,
-            &env,
-        );
-        if let Some(factory) = registry.factory(&trigger.type_) {
+            scaled_object: &doc.name,
+            timeout: options.timeout.unwrap_or(scaler_core::DEFAULT_TIMEOUT),
+        },
+        &so.spec,
+        &env,
+    );
+    report.errors.extend(plan.errors.iter().cloned());
+    report.warnings.extend(plan.warnings.iter().cloned());
+    let mut external = Vec::new();
+    let mut scalers = Vec::new();
+    for cfg in &plan.scalers {
+        let id = &cfg.trigger;
+        if let Some(factory) = registry.factory(&id.trigger_type) {
             let declared = factory.params();
             if !declared.is_empty() {
-                for key in scaler_core::params::unknown_metadata_keys(declared, &cfg) {
+                for key in scaler_core::params::unknown_metadata_keys(declared, cfg) {
                     report.warnings.push(format!(
                         "{id}: metadata {key:?} is not a parameter of the {} scaler (typo?)",
-                        trigger.type_
+                        id.trigger_type
                     ));
                 }
             }
         }
-        match registry.build(&cfg) {
+        match registry.build(cfg) {
             Err(e) => report.errors.push(e.to_string()),
             // Most scalers know their specs without I/O; external scalers ask their server,
             // which an offline check may not reach: that is a warning, not a broken manifest.
@@ -266,7 +242,7 @@ async fn check_one(
     if !report.errors.is_empty() {
         return;
     }
-    match hpa::plan(&so, &external, resource) {
+    match hpa::plan(&so, &external, plan.resource_metrics) {
         Ok(plan) => report.hpa = Some(plan),
         Err(e) => report.errors.push(e),
     }

@@ -5,12 +5,21 @@
 //! (TriggerAuthentications in a reflector store; Secrets and ConfigMaps watched by metadata only,
 //! mapped back to the ScaledObjects that read them through [`Dependencies`]).
 
+mod admit;
+mod cleanup;
 mod deps;
+mod hpa_sync;
 mod index;
+mod inputs;
+mod install;
+mod not_ready;
+mod paused;
 mod reconcile;
+mod scalers;
+mod status;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
@@ -18,6 +27,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
+use kube::runtime::finalizer::{Event as Finalized, finalizer};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Client, ResourceExt as _};
@@ -29,12 +39,13 @@ pub use index::ScaledObjectIndex;
 
 use crate::crd::{ClusterTriggerAuthentication, ScaledObject, TriggerAuthentication};
 use crate::events::EventPublisher;
+use crate::policy::event::EventType;
 use crate::resolve::ResolveSettings;
-use crate::runtime::Runtimes;
+use crate::runtime::{ObjectKey, Runtimes};
 use crate::scale_loop::ScaleLoopHandle;
 use crate::status::StatusWriter;
 use crate::target::Discovery;
-use crate::telemetry::Metrics;
+use crate::telemetry::{Metrics, result_labels};
 
 /// The finalizer KEDA puts on ScaledObjects; kedge uses the same so the two hand over cleanly.
 pub const FINALIZER: &str = "finalizer.keda.sh";
@@ -84,8 +95,54 @@ pub struct Context {
     /// Who reads what.
     pub deps: Dependencies,
     /// Status writers by object, shared with the scale loop through the runtimes.
-    pub writers:
-        std::sync::Mutex<std::collections::HashMap<crate::runtime::ObjectKey, Arc<StatusWriter>>>,
+    pub writers: std::sync::Mutex<std::collections::HashMap<ObjectKey, Arc<StatusWriter>>>,
+}
+
+impl Context {
+    /// The one status writer of `so`, created from the status it was read with.
+    fn status_writer(&self, so: &ScaledObject) -> Arc<StatusWriter> {
+        let key = ObjectKey::of(so);
+        let mut writers = self
+            .writers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Arc::clone(writers.entry(key.clone()).or_insert_with(|| {
+            Arc::new(StatusWriter::new(
+                Api::namespaced(self.client.clone(), &key.namespace),
+                key.name.clone(),
+                so.status.clone().unwrap_or_default(),
+            ))
+        }))
+    }
+
+    /// Records an Event on `so`; a failure to record it is logged, never fatal.
+    async fn publish(&self, so: &ScaledObject, type_: EventType, reason: &str, note: String) {
+        use kube::Resource as _;
+        if let Err(e) = self
+            .events
+            .publish(&so.object_ref(&()), type_, reason, &note)
+            .await
+        {
+            warn!("cannot publish event {reason}: {e}");
+        }
+    }
+
+    /// Stops polling an object and closes its scalers.
+    async fn stop(&self, key: &ObjectKey) {
+        self.scale_loop.unschedule(key.clone());
+        if let Some(rt) = self.runtimes.remove(key) {
+            rt.close().await;
+        }
+    }
+
+    /// Drops what is kept of a deleted object.
+    fn forget(&self, key: &ObjectKey) {
+        self.deps.forget(key);
+        self.writers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(key);
+    }
 }
 
 /// A reconcile failure that is retried.
@@ -269,7 +326,7 @@ pub async fn run(
             )
         })
         .graceful_shutdown_on(shutdown)
-        .run(reconcile::reconcile, error_policy, ctx)
+        .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
             match result {
                 Ok((obj, _)) => tracing::debug!(object = %obj, "reconciled"),
@@ -278,6 +335,27 @@ pub async fn run(
         })
         .await;
     info!("controller stopped");
+}
+
+/// The entry point the controller calls.
+async fn reconcile(so: Arc<ScaledObject>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = Instant::now();
+    let api: Api<ScaledObject> = Api::namespaced(ctx.client.clone(), &ObjectKey::of(&so).namespace);
+    let result = finalizer(&api, FINALIZER, so, |event| async {
+        match event {
+            Finalized::Apply(so) => reconcile::apply(so, &ctx).await,
+            Finalized::Cleanup(so) => cleanup::cleanup(so, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)));
+    let m = &ctx.metrics;
+    m.reconcile_duration
+        .observe(started.elapsed().as_secs_f64());
+    if result.is_ok() {
+        m.reconciles.get_or_create(&result_labels("ok")).inc();
+    }
+    result
 }
 
 fn error_policy(so: Arc<ScaledObject>, error: &Error, ctx: Arc<Context>) -> Action {

@@ -42,15 +42,6 @@ pub const VALIDATIONS_HPA_OWNERSHIP_ANNOTATION: &str = "validations.keda.sh/hpa-
 /// Annotation listing labels not to copy onto the HPA.
 pub const HPA_EXCLUDED_LABELS_ANNOTATION: &str = "scaledobject.keda.sh/hpa-excluded-labels";
 
-/// Condition type `Ready`.
-pub const CONDITION_READY: &str = "Ready";
-/// Condition type `Active`.
-pub const CONDITION_ACTIVE: &str = "Active";
-/// Condition type `Fallback`.
-pub const CONDITION_FALLBACK: &str = "Fallback";
-/// Condition type `Paused`.
-pub const CONDITION_PAUSED: &str = "Paused";
-
 /// Name of the composite metric produced by `advanced.scalingModifiers`.
 pub const COMPOSITE_METRIC_NAME: &str = "composite-metric";
 
@@ -230,6 +221,20 @@ impl ScaledObjectSpec {
             .and_then(|a| a.scaling_modifiers.as_ref())
             .filter(|m| !m.is_empty())
     }
+
+    /// The `scalingModifiers` formula when one is set and not blank: then the triggers compose
+    /// into one `composite-metric` and the formula alone decides activity.
+    pub fn scaling_formula(&self) -> Option<&str> {
+        self.scaling_modifiers()
+            .and_then(|m| m.formula.as_deref())
+            .filter(|f| !f.trim().is_empty())
+    }
+
+    /// Whether every trigger is `cpu`/`memory` (and there is at least one): the HPA alone
+    /// scales such an object, and KEDA forces it active.
+    pub fn only_resource_triggers(&self) -> bool {
+        !self.triggers.is_empty() && self.triggers.iter().all(ScaleTriggers::is_resource)
+    }
 }
 
 /// ScaleTarget holds the reference to the scale target Object.
@@ -364,6 +369,9 @@ impl Fallback {
 /// How the fallback replica count is computed.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+// The variants carry `//` comments: doc comments would turn the schema's `enum` into a
+// `oneOf` and change the CRD.
+#[allow(missing_docs)]
 pub enum FallbackBehavior {
     // Use `fallback.replicas`.
     #[default]
@@ -380,6 +388,9 @@ pub enum FallbackBehavior {
 
 /// MetricType is the type of the metric target: AverageValue, Value or Utilization.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
+// The variants carry `//` comments: doc comments would turn the schema's `enum` into a
+// `oneOf` and change the CRD.
+#[allow(missing_docs)]
 pub enum MetricType {
     // Target per replica (the HPA divides the metric by the replica count).
     #[default]
@@ -392,6 +403,9 @@ pub enum MetricType {
 
 /// Metric type of the composite metric of scalingModifiers: AverageValue or Value.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
+// The variants carry `//` comments: doc comments would turn the schema's `enum` into a
+// `oneOf` and change the CRD.
+#[allow(missing_docs)]
 pub enum ModifierMetricType {
     // Target per replica.
     #[default]
@@ -439,6 +453,11 @@ pub struct ScaleTriggers {
 }
 
 impl ScaleTriggers {
+    /// A `cpu`/`memory` trigger: a Resource metric of the HPA, with no scaler behind it.
+    pub fn is_resource(&self) -> bool {
+        matches!(self.type_.as_str(), "cpu" | "memory")
+    }
+
     /// `metricType`, or KEDA's default (`AverageValue`).
     pub fn metric_type(&self) -> MetricType {
         self.metric_type.unwrap_or_default()
@@ -473,6 +492,9 @@ impl AuthenticationRef {
 
 /// Kind of resource an authenticationRef points to.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
+// The variants carry `//` comments: doc comments would turn the schema's `enum` into a
+// `oneOf` and change the CRD.
+#[allow(missing_docs)]
 pub enum AuthenticationRefKind {
     // A TriggerAuthentication in the ScaledObject's namespace.
     #[default]
@@ -551,15 +573,6 @@ pub struct ScaledObjectStatus {
     /// Comma-separated names of the referenced authentications.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authentications_types: Option<String>,
-}
-
-impl ScaledObjectStatus {
-    /// The condition of type `type_` (e.g. [`CONDITION_READY`]), if present.
-    pub fn condition(&self, type_: &str) -> Option<&Condition> {
-        self.conditions
-            .as_deref()
-            .and_then(|cs| cs.iter().find(|c| c.type_ == type_))
-    }
 }
 
 /// GroupVersionKindResource provides unified structure for schema.GroupVersionKind and Resource.
@@ -739,20 +752,5 @@ mod tests {
             MetricType::from(ModifierMetricType::Value),
             MetricType::Value
         );
-    }
-
-    #[test]
-    fn condition_lookup() {
-        let status = ScaledObjectStatus {
-            conditions: Some(vec![Condition {
-                type_: CONDITION_READY.into(),
-                status: "True".into(),
-                reason: None,
-                message: None,
-            }]),
-            ..Default::default()
-        };
-        assert_eq!(status.condition(CONDITION_READY).unwrap().status, "True");
-        assert!(status.condition(CONDITION_ACTIVE).is_none());
     }
 }

@@ -245,6 +245,9 @@ pub struct AuthPodIdentity {
 
 /// PodIdentityProvider contains the list of providers.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
+// The variants carry `//` comments: doc comments would turn the schema's `enum` into a
+// `oneOf` and change the CRD.
+#[allow(missing_docs)]
 pub enum PodIdentityProvider {
     // Azure AD Workload Identity.
     #[serde(rename = "azure-workload")]
@@ -280,6 +283,9 @@ impl PodIdentityProvider {
 /// Which identity AWS auto discovery uses: keda or the scaled workload.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
 #[serde(rename_all = "lowercase")]
+// The variants carry `//` comments: doc comments would turn the schema's `enum` into a
+// `oneOf` and change the CRD.
+#[allow(missing_docs)]
 pub enum IdentityOwner {
     // The KEDA operator's identity.
     #[default]

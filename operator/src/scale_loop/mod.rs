@@ -29,8 +29,6 @@ enum Command {
     Schedule(ObjectKey),
     /// Stop polling this object.
     Unschedule(ObjectKey),
-    /// Poll now (a push scaler reported activity), keeping the schedule.
-    PollNow(ObjectKey),
     /// A poll finished.
     Done(ObjectKey, Instant),
 }
@@ -50,11 +48,6 @@ impl ScaleLoopHandle {
     /// Stops polling `key`.
     pub fn unschedule(&self, key: ObjectKey) {
         let _ = self.tx.send(Command::Unschedule(key));
-    }
-
-    /// Polls `key` now, outside its schedule.
-    pub fn poll_now(&self, key: ObjectKey) {
-        let _ = self.tx.send(Command::PollNow(key));
     }
 }
 
@@ -121,15 +114,10 @@ async fn run(
                             queue.remove(&k);
                         }
                     }
-                    Command::PollNow(key) => {
-                        if entries.contains_key(&key) {
-                            start(key, Instant::now(), &mut in_flight);
-                        }
-                    }
                     Command::Done(key, due) => {
                         in_flight.remove(&key);
                         // Reschedule only objects still served, and only if no newer schedule
-                        // (from Schedule/PollNow) replaced this one.
+                        // (from Schedule) replaced this one.
                         if entries.contains_key(&key) {
                             continue;
                         }

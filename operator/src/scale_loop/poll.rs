@@ -8,12 +8,14 @@ use chrono::{TimeDelta, Utc};
 use kube::Resource as _;
 use tracing::{debug, warn};
 
-use crate::decision::{self, Action, CompositeOutcome, PollInput, TriggerOutcome};
 use crate::events::EventPublisher;
-use crate::fallback::{self, FallbackSettings};
-use crate::modifiers;
+use crate::policy::conditions::{self, ConditionChange, ConditionStatus, ConditionType};
+use crate::policy::decision::{self, Action, CompositeOutcome, PollInput, TriggerOutcome};
+use crate::policy::event::Event;
+use crate::policy::fallback::{self, FallbackSettings};
+use crate::policy::modifiers;
+use crate::policy::pause::Pause;
 use crate::runtime::{CachedMetric, ScaledObjectRuntime};
-use crate::status::{condition_status, set_condition};
 use crate::telemetry::{Metrics, ScalerLabels, loop_labels};
 
 /// What polls share.
@@ -37,7 +39,7 @@ impl PollContext {
             .set(secs);
     }
 
-    async fn publish(&self, rt: &ScaledObjectRuntime, ev: &decision::Event) {
+    async fn publish(&self, rt: &ScaledObjectRuntime, ev: &Event) {
         if let Err(e) = self
             .events
             .publish(&rt.object.object_ref(&()), ev.type_, ev.reason, &ev.message)
@@ -164,7 +166,6 @@ pub async fn poll(ctx: &PollContext, rt: &ScaledObjectRuntime) {
             &read.metric,
             CachedMetric {
                 result: read.result.clone().map(|(v, _)| v),
-                active,
                 at: now,
             },
         );
@@ -177,11 +178,7 @@ pub async fn poll(ctx: &PollContext, rt: &ScaledObjectRuntime) {
             consecutive_failures: failures,
         });
     }
-    for t in spec
-        .triggers
-        .iter()
-        .filter(|t| matches!(t.type_.as_str(), "cpu" | "memory"))
-    {
+    for t in spec.triggers.iter().filter(|t| t.is_resource()) {
         outcomes.push(TriggerOutcome {
             name: t.name.clone().unwrap_or_else(|| t.type_.clone()),
             metric_name: t.type_.clone(),
@@ -192,10 +189,10 @@ pub async fn poll(ctx: &PollContext, rt: &ScaledObjectRuntime) {
 
     let composite = spec
         .scaling_modifiers()
-        .filter(|m| m.formula.as_deref().is_some_and(|f| !f.trim().is_empty()))
-        .map(|m| {
+        .zip(spec.scaling_formula())
+        .map(|(m, formula)| {
             let names = modifiers::formula_trigger_names(&spec.triggers);
-            let value = modifiers::compile(m.formula.as_deref().unwrap_or_default(), &names)
+            let value = modifiers::compile(formula, &names)
                 .and_then(|f| f.evaluate(&formula_values))
                 .map_err(|e| warn!(scaledobject = %rt.key, "{e}"))
                 .ok();
@@ -207,7 +204,6 @@ pub async fn poll(ctx: &PollContext, rt: &ScaledObjectRuntime) {
                             crate::hpa::COMPOSITE_METRIC_NAME,
                             v,
                         )]),
-                        active: false,
                         at: now,
                     },
                 );
@@ -229,7 +225,12 @@ pub async fn poll(ctx: &PollContext, rt: &ScaledObjectRuntime) {
             let _ = rt
                 .status
                 .update(|s| {
-                    set_condition(s, "Ready", "False", "ErrorGettingCurrentReplicas", &msg);
+                    ConditionChange::set(
+                        ConditionStatus::False,
+                        conditions::REASON_ERROR_GETTING_REPLICAS,
+                        msg.as_str(),
+                    )
+                    .apply(s, ConditionType::Ready);
                 })
                 .await;
             return;
@@ -257,8 +258,8 @@ pub async fn poll(ctx: &PollContext, rt: &ScaledObjectRuntime) {
         triggers: outcomes,
         fallback,
         composite,
-        pause: decision::Pause::from_annotations(&annotations),
-        previously_paused: condition_status(&status, "Paused") == Some("True"),
+        pause: Pause::from_annotations(&annotations),
+        previously_paused: conditions::is(&status, ConditionType::Paused, ConditionStatus::True),
         scale_target_kind: status
             .scale_target_kind
             .clone()
@@ -279,7 +280,7 @@ pub async fn poll(ctx: &PollContext, rt: &ScaledObjectRuntime) {
         }
     }
 
-    let was_fallback = condition_status(&status, "Fallback") == Some("True");
+    let was_fallback = conditions::is(&status, ConditionType::Fallback, ConditionStatus::True);
     let fallback_condition = fallback::fallback_condition(fallback.as_ref(), &health);
     let is_fallback =
         fallback.is_some_and(|f| fallback::any_fallback_active(&health, f.failure_threshold));
@@ -310,13 +311,10 @@ pub async fn poll(ctx: &PollContext, rt: &ScaledObjectRuntime) {
             if fallback.is_some() {
                 s.health = Some(health.clone());
             }
-            let conditions = s
-                .conditions
-                .get_or_insert_with(crate::status::initial_conditions);
-            decision.ready.apply(conditions, "Ready");
-            decision.active_condition.apply(conditions, "Active");
-            decision.paused.apply(conditions, "Paused");
-            fallback_condition.apply(conditions, "Fallback");
+            decision.ready.apply(s, ConditionType::Ready);
+            decision.active_condition.apply(s, ConditionType::Active);
+            decision.paused.apply(s, ConditionType::Paused);
+            fallback_condition.apply(s, ConditionType::Fallback);
         })
         .await;
     if let Err(e) = written {

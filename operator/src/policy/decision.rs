@@ -81,65 +81,20 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, TimeDelta, Utc};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use crate::crd::scaled_object::{PAUSED_ANNOTATION, PAUSED_REPLICAS_ANNOTATION};
-use crate::crd::{Condition, FallbackBehavior};
-use crate::fallback::FallbackSettings;
-use crate::modifiers;
-
-/// Annotation that blocks KEDA's scale-in to idle/zero and the HPA's scale-down.
-pub const PAUSED_SCALE_IN_ANNOTATION: &str = "autoscaling.keda.sh/paused-scale-in";
-/// Annotation that blocks KEDA's scale-out from idle/zero and the HPA's scale-up.
-pub const PAUSED_SCALE_OUT_ANNOTATION: &str = "autoscaling.keda.sh/paused-scale-out";
-/// Annotation that makes the ScaledObject active whatever its triggers say.
-pub const FORCE_ACTIVATION_ANNOTATION: &str = "autoscaling.keda.sh/force-activation";
-
-/// Reason of `Ready=True`.
-pub const REASON_READY: &str = "ScaledObjectReady";
-/// Message of `Ready=True`.
-pub const MESSAGE_READY: &str = "ScaledObject is defined correctly and is ready for scaling";
-/// Reason of `Ready=Unknown` when an active object has an erroring trigger.
-pub const REASON_PARTIAL_TRIGGER_ERROR: &str = "PartialTriggerError";
-/// Message of `Ready=Unknown/PartialTriggerError`.
-pub const MESSAGE_PARTIAL_TRIGGER_ERROR: &str =
-    "Some triggers defined in ScaledObject are not working correctly";
-/// Reason of `Ready=False` when an inactive object without fallback has an erroring trigger.
-pub const REASON_TRIGGER_ERROR: &str = "TriggerError";
-/// Message of `Ready=False/TriggerError`.
-pub const MESSAGE_TRIGGER_ERROR: &str =
-    "Triggers defined in ScaledObject are not working correctly";
-/// Reason of `Active=True`.
-pub const REASON_SCALER_ACTIVE: &str = "ScalerActive";
-/// Message of `Active=True` when a trigger is active.
-pub const MESSAGE_SCALER_ACTIVE: &str = "Scaling is performed because triggers are active";
-/// Message of `Active=True` when the force-activation annotation is set.
-pub const MESSAGE_SCALER_ACTIVE_FORCED: &str =
-    "Scaling is performed because activation is being forced by annotation";
-/// Reason of `Active=False`.
-pub const REASON_SCALER_NOT_ACTIVE: &str = "ScalerNotActive";
-/// Message of `Active=False/ScalerNotActive`.
-pub const MESSAGE_SCALER_NOT_ACTIVE: &str =
-    "Scaling is not performed because triggers are not active";
-/// Reason of `Active=False` while the cooldown runs.
-pub const REASON_SCALER_COOLDOWN: &str = "ScalerCooldown";
-/// Message of `Active=False/ScalerCooldown`.
-pub const MESSAGE_SCALER_COOLDOWN: &str = "Scaler cooling down because triggers are not active";
-/// Reason of `Paused=True` (and of the Event when the object becomes paused).
-pub const REASON_PAUSED: &str = "ScaledObjectPaused";
-/// Message of `Paused=True`, and of `Ready=True` while fully paused.
-pub const MESSAGE_PAUSED: &str = "ScaledObject is paused";
-/// Reason of `Paused=False` after a pause (and of the Event when the object is unpaused).
-pub const REASON_UNPAUSED: &str = "ScaledObjectUnpaused";
-/// Message of `Paused=False/ScaledObjectUnpaused`.
-pub const MESSAGE_UNPAUSED: &str = "pause annotation removed for ScaledObject";
-
-/// Event reason of a successful scale from zero/idle.
-pub const EVENT_SCALE_TARGET_ACTIVATED: &str = "KEDAScaleTargetActivated";
-/// Event reason of a failed scale from zero/idle.
-pub const EVENT_SCALE_TARGET_ACTIVATION_FAILED: &str = "KEDAScaleTargetActivationFailed";
-/// Event reason of a successful scale to zero/idle.
-pub const EVENT_SCALE_TARGET_DEACTIVATED: &str = "KEDAScaleTargetDeactivated";
-/// Event reason of a failed scale to zero/idle.
-pub const EVENT_SCALE_TARGET_DEACTIVATION_FAILED: &str = "KEDAScaleTargetDeactivationFailed";
+use super::conditions::{
+    ConditionChange, ConditionStatus, MESSAGE_PARTIAL_TRIGGER_ERROR, MESSAGE_READY,
+    MESSAGE_SCALER_ACTIVE, MESSAGE_SCALER_ACTIVE_FORCED, MESSAGE_SCALER_COOLDOWN,
+    MESSAGE_SCALER_NOT_ACTIVE, MESSAGE_TRIGGER_ERROR, REASON_PARTIAL_TRIGGER_ERROR, REASON_READY,
+    REASON_SCALER_ACTIVE, REASON_SCALER_COOLDOWN, REASON_SCALER_NOT_ACTIVE, REASON_TRIGGER_ERROR,
+};
+use super::event::{
+    EVENT_SCALE_TARGET_ACTIVATED, EVENT_SCALE_TARGET_ACTIVATION_FAILED,
+    EVENT_SCALE_TARGET_DEACTIVATED, EVENT_SCALE_TARGET_DEACTIVATION_FAILED, Event,
+};
+use super::fallback::FallbackSettings;
+use super::modifiers;
+use super::pause::Pause;
+use crate::crd::FallbackBehavior;
 
 /// The "trigger" KEDA names in the activation Event when `scalingModifiers` decided activity.
 pub const MODIFIERS_TRIGGER_NAME: &str = "ModifiersTrigger";
@@ -198,7 +153,7 @@ pub struct TriggerOutcome {
     /// A `cpu`/`memory` trigger: it only feeds the HPA and is skipped for activity.
     pub resource: bool,
     /// Consecutive failures of the metric including this poll (`status.health` after
-    /// [`crate::fallback::record_metric`]); 0 when healthy or without fallback.
+    /// [`super::fallback::record_metric`]); 0 when healthy or without fallback.
     pub consecutive_failures: i32,
 }
 
@@ -209,65 +164,6 @@ pub struct CompositeOutcome {
     pub value: Option<f64>,
     /// `scalingModifiers.activationTarget` (default 0).
     pub activation_target: f64,
-}
-
-/// The pause and activation annotations of a ScaledObject, parsed as KEDA parses them.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Pause {
-    /// Fully paused: `paused` is true-ish, or `paused-replicas` is present (any value).
-    pub paused: bool,
-    /// The replica count of `paused-replicas` when it is a non-negative int32.
-    pub paused_replicas: Option<i32>,
-    /// `paused-scale-in` is true-ish: no scale to idle/zero, HPA scale-down disabled.
-    pub paused_scale_in: bool,
-    /// `paused-scale-out` is true-ish: no scale from idle/zero, HPA scale-up disabled.
-    pub paused_scale_out: bool,
-    /// `force-activation` is true-ish: the object is active whatever its triggers say.
-    pub force_activation: bool,
-}
-
-impl Pause {
-    /// Parse the annotations as KEDA does.
-    ///
-    /// Boolean annotations go through Go's `strconv.ParseBool` (`1 t T TRUE true True` and
-    /// `0 f F FALSE false False`); a present value that is not a boolean, even an empty one,
-    /// counts as `true`, as in KEDA's `getBoolAnnotation`. `paused-replicas` pauses by its mere
-    /// presence; its value is a replica count when it parses as an int32 (`strconv.ParseInt(v,
-    /// 10, 32)`), and a negative or unparsable value pauses without a count.
-    pub fn from_annotations(annotations: &BTreeMap<String, String>) -> Self {
-        let paused_replicas_value = annotations.get(PAUSED_REPLICAS_ANNOTATION);
-        Self {
-            paused: paused_replicas_value.is_some()
-                || bool_annotation(annotations, PAUSED_ANNOTATION),
-            paused_replicas: paused_replicas_value
-                .and_then(|v| v.parse::<i32>().ok())
-                .filter(|n| *n >= 0),
-            paused_scale_in: bool_annotation(annotations, PAUSED_SCALE_IN_ANNOTATION),
-            paused_scale_out: bool_annotation(annotations, PAUSED_SCALE_OUT_ANNOTATION),
-            force_activation: bool_annotation(annotations, FORCE_ACTIVATION_ANNOTATION),
-        }
-    }
-
-    /// Whether the `Paused` condition is True: fully paused or paused in one direction.
-    pub fn any(&self) -> bool {
-        self.paused || self.paused_scale_in || self.paused_scale_out
-    }
-}
-
-/// Go's `strconv.ParseBool`: `Some` for the twelve spellings it accepts, `None` otherwise.
-pub fn parse_go_bool(value: &str) -> Option<bool> {
-    match value {
-        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
-        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
-        _ => None,
-    }
-}
-
-fn bool_annotation(annotations: &BTreeMap<String, String>, key: &str) -> bool {
-    // KEDA: "if annotation value is not a boolean, we assume true".
-    annotations
-        .get(key)
-        .is_some_and(|v| parse_go_bool(v).unwrap_or(true))
 }
 
 /// What to do with the scale target.
@@ -296,141 +192,6 @@ pub enum ScaleKind {
     ToMin,
     /// To the `paused-replicas` count; no Event.
     Paused,
-}
-
-/// Status of a condition.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ConditionStatus {
-    /// `True`.
-    True,
-    /// `False`.
-    False,
-    /// `Unknown`.
-    Unknown,
-}
-
-impl ConditionStatus {
-    /// The status as written in `status.conditions[].status`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::True => "True",
-            Self::False => "False",
-            Self::Unknown => "Unknown",
-        }
-    }
-}
-
-/// What to do with one condition of `status.conditions`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ConditionChange {
-    /// Leave it as it is.
-    Keep,
-    /// Set it to this status, reason and message.
-    Set {
-        /// The new status.
-        status: ConditionStatus,
-        /// KEDA's reason.
-        reason: &'static str,
-        /// KEDA's message.
-        message: String,
-    },
-}
-
-impl ConditionChange {
-    /// A [`ConditionChange::Set`].
-    pub fn set(status: ConditionStatus, reason: &'static str, message: impl Into<String>) -> Self {
-        Self::Set {
-            status,
-            reason,
-            message: message.into(),
-        }
-    }
-
-    /// The condition of type `type_` this change sets, or `None` for [`ConditionChange::Keep`].
-    pub fn to_condition(&self, type_: &str) -> Option<Condition> {
-        match self {
-            Self::Keep => None,
-            Self::Set {
-                status,
-                reason,
-                message,
-            } => Some(Condition {
-                type_: type_.to_owned(),
-                status: status.as_str().to_owned(),
-                reason: Some((*reason).to_owned()),
-                message: Some(message.clone()),
-            }),
-        }
-    }
-
-    /// Apply the change to the condition of type `type_` in `conditions` (added if missing).
-    /// Returns whether anything changed, so the caller can skip an unchanged status write.
-    pub fn apply(&self, conditions: &mut Vec<Condition>, type_: &str) -> bool {
-        let Some(new) = self.to_condition(type_) else {
-            return false;
-        };
-        match conditions.iter_mut().find(|c| c.type_ == type_) {
-            Some(existing) if *existing == new => false,
-            Some(existing) => {
-                *existing = new;
-                true
-            }
-            None => {
-                conditions.push(new);
-                true
-            }
-        }
-    }
-}
-
-/// Type of a Kubernetes Event.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum EventType {
-    /// `Normal`.
-    Normal,
-    /// `Warning`.
-    Warning,
-}
-
-impl EventType {
-    /// The type as written in an Event.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Normal => "Normal",
-            Self::Warning => "Warning",
-        }
-    }
-}
-
-/// A Kubernetes Event to record on the ScaledObject.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Event {
-    /// `Normal` or `Warning`.
-    pub type_: EventType,
-    /// KEDA's reason (`pkg/eventreason`).
-    pub reason: &'static str,
-    /// KEDA's message.
-    pub message: String,
-}
-
-impl Event {
-    /// A `Normal` Event.
-    pub fn normal(reason: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            type_: EventType::Normal,
-            reason,
-            message: message.into(),
-        }
-    }
-
-    /// A `Warning` Event.
-    pub fn warning(reason: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            type_: EventType::Warning,
-            reason,
-            message: message.into(),
-        }
-    }
 }
 
 /// What the poll decided.
@@ -631,28 +392,13 @@ pub fn decide(input: &PollInput) -> Decision {
     let pause = &input.pause;
     let current = input.current_replicas;
 
-    if pause.any() {
-        decision.paused =
-            ConditionChange::set(ConditionStatus::True, REASON_PAUSED, MESSAGE_PAUSED);
-        if !input.previously_paused {
-            decision
-                .events
-                .push(Event::normal(REASON_PAUSED, MESSAGE_PAUSED));
-        }
-    } else if input.previously_paused {
-        decision.paused =
-            ConditionChange::set(ConditionStatus::False, REASON_UNPAUSED, MESSAGE_UNPAUSED);
-        decision
-            .events
-            .push(Event::normal(REASON_UNPAUSED, MESSAGE_UNPAUSED));
-    }
-
-    if pause.paused {
+    let plan = pause.plan(input.previously_paused, Some(current));
+    decision.paused = plan.paused;
+    decision.events = plan.events;
+    if let Some(ready) = plan.ready {
         // Fully paused: only the Paused condition (and the paused-replicas count) change.
-        decision.ready = ConditionChange::set(ConditionStatus::True, REASON_READY, MESSAGE_PAUSED);
-        if let Some(replicas) = pause.paused_replicas
-            && replicas != current
-        {
+        decision.ready = ready;
+        if let Some(replicas) = plan.scale_to {
             decision.action = Action::ScaleTo {
                 replicas,
                 kind: ScaleKind::Paused,
@@ -785,6 +531,10 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+    use crate::crd::scaled_object::{PAUSED_ANNOTATION, PAUSED_REPLICAS_ANNOTATION};
+    use crate::policy::conditions::*;
+    use crate::policy::event::EVENT_SCALE_TARGET_ACTIVATED;
+    use crate::policy::pause::*;
 
     /// The controlled clock: every test reads time from here.
     fn t0() -> DateTime<Utc> {
@@ -1779,21 +1529,40 @@ mod tests {
 
     #[test]
     fn condition_change_apply() {
-        let mut conditions = vec![Condition {
-            type_: "Ready".into(),
-            status: "Unknown".into(),
-            reason: None,
-            message: None,
-        }];
-        assert!(ready().apply(&mut conditions, "Ready"));
-        assert!(!ready().apply(&mut conditions, "Ready"), "unchanged");
+        let mut status = crate::crd::ScaledObjectStatus {
+            conditions: Some(vec![crate::crd::Condition {
+                type_: "Ready".into(),
+                status: "Unknown".into(),
+                reason: None,
+                message: None,
+            }]),
+            ..Default::default()
+        };
+        let len = |s: &crate::crd::ScaledObjectStatus| s.conditions.as_ref().map_or(0, Vec::len);
+        assert!(ready().apply(&mut status, ConditionType::Ready).changed());
+        assert!(
+            !ready().apply(&mut status, ConditionType::Ready).changed(),
+            "unchanged"
+        );
+        let conditions = status.conditions.clone().unwrap();
         assert_eq!(conditions[0].status, "True");
         assert_eq!(conditions[0].reason.as_deref(), Some("ScaledObjectReady"));
-        assert!(scaler_active().apply(&mut conditions, "Active"));
-        assert_eq!(conditions.len(), 2);
-        assert!(!ConditionChange::Keep.apply(&mut conditions, "Paused"));
-        assert_eq!(conditions.len(), 2);
-        assert_eq!(ConditionChange::Keep.to_condition("Paused"), None);
+        assert!(
+            scaler_active()
+                .apply(&mut status, ConditionType::Active)
+                .changed()
+        );
+        assert_eq!(len(&status), 2);
+        assert!(
+            !ConditionChange::Keep
+                .apply(&mut status, ConditionType::Paused)
+                .changed()
+        );
+        assert_eq!(len(&status), 2);
+        assert_eq!(
+            ConditionChange::Keep.to_condition(ConditionType::Paused),
+            None
+        );
     }
 
     #[test]

@@ -25,37 +25,25 @@
 //! - **Events** ([`transition_event`]): `ScaledObjectFallbackActivated` /
 //!   `ScaledObjectFallbackDeactivated` when the condition flips.
 //!
-//! What the fallback means for scaling to and from zero is decided in [`crate::decision`], which
+//! What the fallback means for scaling to and from zero is decided in [`super::decision`], which
 //! documents where kedge departs from KEDA there.
 
 use std::collections::BTreeMap;
 
+use super::conditions::{
+    ConditionChange, ConditionStatus, MESSAGE_FALLBACK_EXISTS, MESSAGE_NO_FALLBACK_FOUND,
+    REASON_FALLBACK_EXISTS, REASON_NO_FALLBACK_FOUND,
+};
+use super::event::{
+    EVENT_FALLBACK_ACTIVATED, EVENT_FALLBACK_DEACTIVATED, Event, MESSAGE_FALLBACK_ACTIVATED,
+    MESSAGE_FALLBACK_DEACTIVATED,
+};
 use crate::crd::{FallbackBehavior, HealthStatus, MetricType, ScaledObjectSpec};
-use crate::decision::{ConditionChange, ConditionStatus, Event};
 
 /// `status.health[].status` of a metric whose last read succeeded.
 pub const HEALTH_STATUS_HAPPY: &str = "Happy";
 /// `status.health[].status` of a metric whose last read failed.
 pub const HEALTH_STATUS_FAILING: &str = "Failing";
-
-/// Reason of `Fallback=True`.
-pub const REASON_FALLBACK_EXISTS: &str = "FallbackExists";
-/// Message of `Fallback=True`.
-pub const MESSAGE_FALLBACK_EXISTS: &str =
-    "At least one trigger is falling back on this scaled object";
-/// Reason of `Fallback=False`.
-pub const REASON_NO_FALLBACK_FOUND: &str = "NoFallbackFound";
-/// Message of `Fallback=False`.
-pub const MESSAGE_NO_FALLBACK_FOUND: &str = "No fallbacks are active on this scaled object";
-
-/// Event reason when the fallback starts to apply.
-pub const EVENT_FALLBACK_ACTIVATED: &str = "ScaledObjectFallbackActivated";
-/// Event message when the fallback starts to apply.
-pub const MESSAGE_FALLBACK_ACTIVATED: &str = "ScaledObject fallback is active";
-/// Event reason when the fallback stops applying.
-pub const EVENT_FALLBACK_DEACTIVATED: &str = "ScaledObjectFallbackDeactivated";
-/// Event message when the fallback stops applying.
-pub const MESSAGE_FALLBACK_DEACTIVATED: &str = "ScaledObject fallback is no longer active";
 
 /// A valid `spec.fallback`, as the scale loop uses it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -245,7 +233,7 @@ mod tests {
 
     use super::*;
     use crate::crd::{AdvancedConfig, Fallback, ScaleTarget, ScaleTriggers, ScalingModifiers};
-    use crate::decision::EventType;
+    use crate::policy::event::EventType;
 
     fn spec(fallback: Option<Fallback>, modifiers_target: Option<&str>) -> ScaledObjectSpec {
         ScaledObjectSpec {
