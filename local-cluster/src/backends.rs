@@ -11,10 +11,9 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use kedge_tls::verify::AcceptAnyServerCert;
+use rustls::ClientConfig;
+use rustls::pki_types::ServerName;
 
 /// How to trust a backend's certificate when its URL is `https://`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,7 +83,7 @@ pub fn client(
     trust: &Trust,
     identity: Option<&crate::tls::FrontProxy>,
 ) -> Result<HttpClient, String> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = kedge_tls::provider();
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?;
@@ -92,33 +91,36 @@ pub fn client(
         Trust::Insecure => (
             builder
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(NoVerify(provider))),
+                .with_custom_certificate_verifier(Arc::new(AcceptAnyServerCert::new(&provider))),
             None,
         ),
         Trust::Roots {
             ca_pem,
             server_name,
         } => {
-            let mut roots = RootCertStore::empty();
-            for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
-                let cert = cert.map_err(|e| format!("invalid CA bundle: {e}"))?;
-                roots
-                    .add(cert)
-                    .map_err(|e| format!("invalid CA certificate: {e}"))?;
-            }
-            if roots.is_empty() {
-                return Err("the CA bundle holds no certificate".into());
-            }
+            let roots = kedge_tls::pem::root_store(ca_pem.as_bytes(), "CA bundle").map_err(
+                |e| match e {
+                    kedge_tls::Error::Pem { source, .. } => format!("invalid CA bundle: {source}"),
+                    kedge_tls::Error::NoCertificate { .. } => {
+                        "the CA bundle holds no certificate".to_owned()
+                    }
+                    kedge_tls::Error::Rejected { source, .. } => {
+                        format!("invalid CA certificate: {source}")
+                    }
+                    other => other.to_string(),
+                },
+            )?;
             (builder.with_root_certificates(roots), server_name.clone())
         }
     };
     let config = match identity {
         Some(id) => {
-            let chain = CertificateDer::pem_slice_iter(id.cert_pem.as_bytes())
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| format!("front-proxy certificate: {e}"))?;
-            let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(id.key_pem.as_bytes())
-                .map_err(|e| format!("front-proxy key: {e}"))?;
+            // The messages start with the `what`s: "front-proxy certificate: ...".
+            let chain =
+                kedge_tls::pem::certificates(id.cert_pem.as_bytes(), "front-proxy certificate")
+                    .map_err(|e| e.to_string())?;
+            let key = kedge_tls::pem::private_key(id.key_pem.as_bytes(), "front-proxy key")
+                .map_err(|e| e.to_string())?;
             builder
                 .with_client_auth_cert(chain, key)
                 .map_err(|e| format!("front-proxy certificate: {e}"))?
@@ -137,53 +139,4 @@ pub fn client(
         None => https,
     };
     Ok(Client::builder(TokioExecutor::new()).build(https.enable_http1().build()))
-}
-
-/// Accepts any certificate (`insecureSkipTLSVerify`), still checking handshake signatures.
-#[derive(Debug)]
-struct NoVerify(Arc<rustls::crypto::CryptoProvider>);
-
-impl ServerCertVerifier for NoVerify {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
 }

@@ -5,12 +5,8 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose,
-};
+use kedge_tls::ca::{Ca, CertSpec};
 use rustls::ServerConfig;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 use crate::error::Error;
 
@@ -28,26 +24,19 @@ impl std::fmt::Debug for TlsMaterial {
     }
 }
 
-/// A new self-signed CA: its certificate (PEM) and the issuer that signs with it.
-fn new_ca(common_name: &str) -> Result<(String, Issuer<'static, KeyPair>), Error> {
-    let key = KeyPair::generate()?;
-    let mut params = CertificateParams::new(Vec::<String>::new())?;
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    let mut dn = DistinguishedName::new();
-    dn.push(DnType::CommonName, common_name);
-    params.distinguished_name = dn;
-    let cert = params.self_signed(&key)?;
-    Ok((cert.pem(), Issuer::new(params, key)))
+/// Our error for a certificate generation failure.
+fn generation_error(e: kedge_tls::Error) -> Error {
+    match e {
+        kedge_tls::Error::Generate(e) => Error::Certificate(e),
+        kedge_tls::Error::Rustls(e) => Error::Tls(e),
+        // Generating parses no PEM; kept for completeness.
+        other => Error::Tls(rustls::Error::General(other.to_string())),
+    }
 }
 
 /// Generate a CA and a server certificate for `localhost`, `127.0.0.1`, `::1` and `bind_ip`.
 pub fn generate(bind_ip: IpAddr) -> Result<TlsMaterial, Error> {
-    let (ca_pem, issuer) = new_ca("kedge local-cluster CA")?;
+    let ca = Ca::new("kedge local-cluster CA").map_err(generation_error)?;
 
     let mut names = vec![
         "localhost".to_string(),
@@ -57,29 +46,25 @@ pub fn generate(bind_ip: IpAddr) -> Result<TlsMaterial, Error> {
     if !bind_ip.is_unspecified() && !names.contains(&bind_ip.to_string()) {
         names.push(bind_ip.to_string());
     }
-    let server_key = KeyPair::generate()?;
-    let mut params = CertificateParams::new(names)?;
-    let mut dn = DistinguishedName::new();
-    dn.push(DnType::CommonName, "kedge-local-cluster");
-    params.distinguished_name = dn;
-    params.key_usages = vec![
-        KeyUsagePurpose::DigitalSignature,
-        KeyUsagePurpose::KeyEncipherment,
-    ];
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let server_cert = params.signed_by(&server_key, &issuer)?;
+    let server = ca
+        .issue(&CertSpec {
+            common_name: Some("kedge-local-cluster".into()),
+            names,
+            server_auth: true,
+            key_usage: true,
+            ..CertSpec::default()
+        })
+        .map_err(generation_error)?;
 
-    let chain = vec![CertificateDer::from(server_cert.der().to_vec())];
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server_key.serialize_der()));
-    let mut config =
-        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()?
-            .with_no_client_auth()
-            .with_single_cert(chain, key)?;
+    let chain = vec![server.cert_der().clone()];
+    let mut config = ServerConfig::builder_with_provider(kedge_tls::provider())
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(chain, server.key_der())?;
     // HTTP/1.1 only: every client we serve speaks it, and watches stream fine over it.
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(TlsMaterial {
-        ca_pem,
+        ca_pem: ca.cert_pem().to_owned(),
         server_config: Arc::new(config),
     })
 }
@@ -109,22 +94,13 @@ pub const FRONT_PROXY_CLIENT_NAME: &str = "front-proxy-client";
 
 /// Generate a front-proxy CA and its client certificate.
 pub fn generate_front_proxy() -> Result<FrontProxy, Error> {
-    let (ca_pem, issuer) = new_ca("kedge local-cluster front-proxy CA")?;
-
-    let key = KeyPair::generate()?;
-    let mut params = CertificateParams::new(Vec::<String>::new())?;
-    let mut dn = DistinguishedName::new();
-    dn.push(DnType::CommonName, FRONT_PROXY_CLIENT_NAME);
-    params.distinguished_name = dn;
-    params.key_usages = vec![
-        KeyUsagePurpose::DigitalSignature,
-        KeyUsagePurpose::KeyEncipherment,
-    ];
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    let cert = params.signed_by(&key, &issuer)?;
+    let ca = Ca::new("kedge local-cluster front-proxy CA").map_err(generation_error)?;
+    let client = ca
+        .client(FRONT_PROXY_CLIENT_NAME, None)
+        .map_err(generation_error)?;
     Ok(FrontProxy {
-        ca_pem,
-        cert_pem: cert.pem(),
-        key_pem: key.serialize_pem(),
+        ca_pem: ca.cert_pem().to_owned(),
+        cert_pem: client.cert_pem,
+        key_pem: client.key_pem,
     })
 }

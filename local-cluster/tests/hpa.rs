@@ -13,10 +13,12 @@ use std::time::{Duration, Instant};
 use axum::extract::{Path, RawQuery, State};
 use axum::routing::get;
 use axum::{Json, Router};
-use common::{eventually, within};
+use common::{WAIT, within};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::Event;
+use kedge_test_support::eventually;
+use kedge_test_support::pki::Ca;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use local_cluster::{BackendTls, LocalCluster};
@@ -102,7 +104,7 @@ async fn metrics_backend(cluster: &LocalCluster, client: &Client) -> Arc<Stub> {
         .create(&PostParams::default(), &svc)
         .await
         .unwrap();
-    eventually("APIService Available", || async {
+    eventually(WAIT, "APIService Available", || async {
         let s = apiservices
             .get("v1beta1.external.metrics.k8s.io")
             .await
@@ -198,7 +200,7 @@ async fn scales_up_by_policy_and_down_after_the_stabilization_window() {
     .await;
 
     // At target: stays at 1, and the status says why.
-    let status = eventually("HPA status", || async {
+    let status = eventually(WAIT, "HPA status", || async {
         hpas.get("worker")
             .await
             .ok()?
@@ -238,7 +240,7 @@ async fn scales_up_by_policy_and_down_after_the_stabilization_window() {
 
     // 40 / 5 = 8 wanted; the policy allows +2 pods per 2 s.
     stub.milli.store(40_000, Ordering::SeqCst);
-    eventually("scale up to 8", || async {
+    eventually(WAIT, "scale up to 8", || async {
         (replicas(&deploys).await == 8).then_some(())
     })
     .await;
@@ -291,7 +293,7 @@ async fn idle_at_zero_and_limited_by_max_replicas() {
     stub.milli.store(500_000, Ordering::SeqCst);
     let deploys = deployment(&client, 0).await;
     let hpas = hpa(&client, Value::Null).await;
-    let status = eventually("ScalingDisabled", || async {
+    let status = eventually(WAIT, "ScalingDisabled", || async {
         let s = hpas.get("worker").await.ok()?.status?;
         s.conditions?
             .into_iter()
@@ -314,11 +316,11 @@ async fn idle_at_zero_and_limited_by_max_replicas() {
         )
         .await
         .unwrap();
-    eventually("maxReplicas", || async {
+    eventually(WAIT, "maxReplicas", || async {
         (replicas(&deploys).await == 8).then_some(())
     })
     .await;
-    let limited = eventually("ScalingLimited", || async {
+    let limited = eventually(WAIT, "ScalingLimited", || async {
         let s = hpas.get("worker").await.ok()?.status?;
         s.conditions?
             .into_iter()
@@ -400,27 +402,15 @@ async fn external_metrics_are_proxied_through_the_aggregator() {
 
 /// A TLS stub whose certificate names `keda-metrics-apiserver.keda.svc`, signed by its own CA.
 async fn tls_stub(app: Router) -> (std::net::SocketAddr, String) {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca_params, ca_key);
-    let key = KeyPair::generate().unwrap();
-    let cert = CertificateParams::new(vec!["keda-metrics-apiserver.keda.svc".to_string()])
-        .unwrap()
-        .signed_by(&key, &issuer)
-        .unwrap();
+    let ca = Ca::new("metrics backend CA");
+    let cert = ca.server(&["keda-metrics-apiserver.keda.svc"]);
     let config = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
     .unwrap()
     .with_no_client_auth()
-    .with_single_cert(
-        vec![cert.der().clone()],
-        rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-    )
+    .with_single_cert(vec![cert.cert_der().clone()], cert.key_der())
     .unwrap();
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -442,7 +432,7 @@ async fn tls_stub(app: Router) -> (std::net::SocketAddr, String) {
             });
         }
     });
-    (addr, ca_cert.pem())
+    (addr, ca.cert_pem)
 }
 
 #[tokio::test]
@@ -491,11 +481,8 @@ async fn https_backends_are_verified_with_the_apiservice_ca_bundle() {
     assert_eq!(body["items"][1]["value"], "1000m");
 
     // A CA bundle that did not sign the backend's certificate is refused (503, no retries).
-    let other_ca = rcgen::generate_simple_self_signed(vec!["x".to_string()])
-        .unwrap()
-        .cert
-        .pem();
-    let bad = base64::engine::general_purpose::STANDARD.encode(other_ca);
+    let other_ca = Ca::new("another CA");
+    let bad = base64::engine::general_purpose::STANDARD.encode(&other_ca.cert_pem);
     apiservices
         .patch(
             "v1beta1.external.metrics.k8s.io",

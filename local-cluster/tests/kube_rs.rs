@@ -10,11 +10,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::{eventually, within};
+use common::{WAIT, within};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kedge_test_support::eventually;
 use kube::api::{
     DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
 };
@@ -833,7 +834,7 @@ async fn controller_reconciles_with_status_and_finalizer() {
         .create(&PostParams::default(), &widget("ctl", 7))
         .await
         .unwrap();
-    let reconciled = eventually("status observed_size = 7", || async {
+    let reconciled = eventually(WAIT, "status observed_size = 7", || async {
         let w = widgets.get("ctl").await.ok()?;
         (w.status.as_ref()?.observed_size == Some(7)).then_some(w)
     })
@@ -848,7 +849,7 @@ async fn controller_reconciles_with_status_and_finalizer() {
         )
         .await
         .unwrap();
-    eventually("status follows spec", || async {
+    eventually(WAIT, "status follows spec", || async {
         let w = widgets.get("ctl").await.ok()?;
         (w.status?.observed_size == Some(9)).then_some(())
     })
@@ -858,7 +859,7 @@ async fn controller_reconciles_with_status_and_finalizer() {
         .delete("ctl", &DeleteParams::default())
         .await
         .unwrap();
-    eventually("finalizer ran and object is gone", || async {
+    eventually(WAIT, "finalizer ran and object is gone", || async {
         let gone = matches!(widgets.get("ctl").await, Err(kube::Error::Api(s)) if s.code == 404);
         (gone && ctx.cleanups.load(Ordering::SeqCst) == 1).then_some(())
     })

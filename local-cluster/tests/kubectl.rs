@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
+use kedge_test_support::eventually;
 use local_cluster::LocalCluster;
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
@@ -360,7 +361,7 @@ async fn scale_deployment() {
         5
     );
     // The workload simulator makes the status follow.
-    common::eventually("readyReplicas = 5", || async {
+    eventually(common::WAIT, "readyReplicas = 5", || async {
         let d = k.json(&["get", "deployment", "web"]).await;
         (d["status"]["readyReplicas"] == 5).then_some(())
     })

@@ -157,7 +157,7 @@ async fn no_client_certificate_is_unauthorized() {
 async fn certificate_from_another_ca_is_unauthorized() {
     let f = Fixture::start(FakeKubeAuthorizer::default()).await;
     // Same CN as the real front proxy, wrong issuer.
-    let impostor = Ca::new("front-proxy-ca").client("front-proxy-client", &[]);
+    let impostor = Ca::new("front-proxy-ca").client("front-proxy-client", None);
     let (code, body) = get_json(
         &f.client(Some(&impostor)),
         &f.url(),
@@ -171,7 +171,7 @@ async fn certificate_from_another_ca_is_unauthorized() {
     assert_status(&body, 401, "Unauthorized");
 
     // The right CA but a common name outside the allowed names.
-    let stranger = f.front_proxy_ca.client("not-the-proxy", &[]);
+    let stranger = f.front_proxy_ca.client("not-the-proxy", None);
     let (code, _) = get_json(
         &f.client(Some(&stranger)),
         &f.url(),
@@ -184,7 +184,7 @@ async fn certificate_from_another_ca_is_unauthorized() {
     assert_eq!(code, 401);
 
     // The real front proxy without a user header.
-    let proxy = f.front_proxy_ca.client("front-proxy-client", &[]);
+    let proxy = f.front_proxy_ca.client("front-proxy-client", None);
     let (code, _) = get_json(&f.client(Some(&proxy)), &f.url(), &[]).await;
     assert_eq!(code, 401);
     assert!(f.asked().is_empty());
@@ -198,7 +198,7 @@ async fn front_proxy_user_denied_by_subject_access_review_is_forbidden() {
         ..Default::default()
     })
     .await;
-    let proxy = f.front_proxy_ca.client("front-proxy-client", &[]);
+    let proxy = f.front_proxy_ca.client("front-proxy-client", None);
     let (code, body) = get_json(
         &f.client(Some(&proxy)),
         &f.url(),
@@ -235,7 +235,7 @@ async fn front_proxy_user_denied_by_subject_access_review_is_forbidden() {
 #[tokio::test]
 async fn front_proxy_user_allowed_by_subject_access_review_gets_values() {
     let f = Fixture::start(FakeKubeAuthorizer::default()).await;
-    let proxy = f.front_proxy_ca.client("front-proxy-client", &[]);
+    let proxy = f.front_proxy_ca.client("front-proxy-client", None);
     let client = f.client(Some(&proxy));
     let headers = [
         (
@@ -311,7 +311,7 @@ async fn x509_client_certificate_users() {
         ..Default::default()
     })
     .await;
-    let bob = f.client_ca.client("bob", &["team-a"]);
+    let bob = f.client_ca.client("bob", Some("team-a"));
     // Headers from a non-proxy certificate are ignored: bob stays bob.
     let (code, body) = get_json(&f.client(Some(&bob)), &f.url(), &[("X-Remote-User", "eve")]).await;
     assert_eq!(code, 200, "{body}");
@@ -319,12 +319,12 @@ async fn x509_client_certificate_users() {
     assert_eq!(asked[0].0.username, "bob");
     assert_eq!(asked[0].0.groups, vec!["team-a"]);
 
-    let eve = f.client_ca.client("eve", &[]);
+    let eve = f.client_ca.client("eve", None);
     let (code, _) = get_json(&f.client(Some(&eve)), &f.url(), &[]).await;
     assert_eq!(code, 403);
 
     // Members of system:masters are allowed without a review.
-    let admin = f.client_ca.client("admin", &["system:masters"]);
+    let admin = f.client_ca.client("admin", Some("system:masters"));
     let before = f.asked().len();
     let (code, _) = get_json(&f.client(Some(&admin)), &f.url(), &[]).await;
     assert_eq!(code, 200);
@@ -339,7 +339,7 @@ async fn authorizer_failure_is_an_internal_error() {
         ..Default::default()
     })
     .await;
-    let proxy = f.front_proxy_ca.client("front-proxy-client", &[]);
+    let proxy = f.front_proxy_ca.client("front-proxy-client", None);
     let (code, body) = get_json(
         &f.client(Some(&proxy)),
         &f.url(),

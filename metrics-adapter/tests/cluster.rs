@@ -12,6 +12,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use common::{Ca, Leaf, MapProvider, get_json, https_client, loopback, metric_url};
 use k8s_openapi::api::core::v1::ConfigMap;
+use kedge_test_support::eventually;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use local_cluster::{BackendTls, LocalCluster};
 use metrics_adapter::{
@@ -83,21 +84,6 @@ async fn start_adapter(auth: Auth, names: &[&str]) -> (ServerHandle, String) {
     (server.spawn().unwrap(), pem)
 }
 
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !check().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test]
 async fn client_ca_settings_come_from_the_clusters_configmap() {
     let cluster = cluster().await;
@@ -117,7 +103,7 @@ async fn client_ca_settings_come_from_the_clusters_configmap() {
     let front_proxy_ca = Ca::new("front-proxy-ca");
     let proxy = https_client(
         &serving_ca,
-        Some(&front_proxy_ca.client("front-proxy-client", &[])),
+        Some(&front_proxy_ca.client("front-proxy-client", None)),
     );
     let aggregator = [
         ("X-Remote-User", "system:kube-aggregator"),
@@ -134,8 +120,8 @@ async fn client_ca_settings_come_from_the_clusters_configmap() {
         r#"["front-proxy-client"]"#,
     )
     .await;
-    eventually("the front-proxy CA to apply", || async {
-        get_json(&proxy, &url, &aggregator).await.0 == 200
+    eventually(WAIT, "the front-proxy CA to apply", || async {
+        (get_json(&proxy, &url, &aggregator).await.0 == 200).then_some(())
     })
     .await;
     let settings = auth.settings();
@@ -160,8 +146,8 @@ async fn client_ca_settings_come_from_the_clusters_configmap() {
     )
     .await
     .unwrap();
-    eventually("the new allowed names to apply", || async {
-        get_json(&proxy, &url, &aggregator).await.0 == 401
+    eventually(WAIT, "the new allowed names to apply", || async {
+        (get_json(&proxy, &url, &aggregator).await.0 == 401).then_some(())
     })
     .await;
 
@@ -196,7 +182,7 @@ async fn token_review_and_subject_access_review_with_the_cluster() {
 
     let proxy = https_client(
         &serving_ca,
-        Some(&front_proxy_ca.client("front-proxy-client", &[])),
+        Some(&front_proxy_ca.client("front-proxy-client", None)),
     );
     let (code, body) = get_json(
         &proxy,
@@ -352,7 +338,7 @@ async fn kubectl_directly_with_a_client_certificate() {
         direct_kubeconfig(
             port,
             &serving_ca,
-            &client_ca.client("jane", &["system:masters"]),
+            &client_ca.client("jane", Some("system:masters")),
         ),
     )
     .unwrap();
@@ -368,7 +354,7 @@ async fn kubectl_directly_with_a_client_certificate() {
     let bad = dir.path().join("bad");
     std::fs::write(
         &bad,
-        direct_kubeconfig(port, &serving_ca, &Ca::new("rogue").client("jane", &[])),
+        direct_kubeconfig(port, &serving_ca, &Ca::new("rogue").client("jane", None)),
     )
     .unwrap();
     let out = kubectl_raw(&bad, RAW_PATH).await;

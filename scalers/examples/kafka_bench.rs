@@ -9,12 +9,10 @@
 //! ```
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "../tests/support/kafka_broker.rs"]
-mod broker;
-
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use kedge_test_support::kafka::broker;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};

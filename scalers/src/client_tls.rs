@@ -6,11 +6,9 @@
 
 use std::sync::{Arc, OnceLock};
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::WebPkiSupportedAlgorithms;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use kedge_tls::verify::AcceptAnyServerCert;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::{ClientConfig, RootCertStore};
 use scaler_core::Secret;
 
 /// TLS settings of one client, PEM texts as they come from a TriggerAuthentication.
@@ -47,7 +45,7 @@ impl TlsSettings {
         if let Some(key) = &self.key {
             // Loading the key also checks its DER content, not only the PEM armour.
             let loaded = private_key(key).and_then(|der| {
-                rustls::crypto::ring::default_provider()
+                kedge_tls::provider()
                     .key_provider
                     .load_private_key(der)
                     .map(|_| ())
@@ -66,24 +64,19 @@ impl TlsSettings {
 
     /// The rustls configuration, offering `alpn` protocols (e.g. `h2` for gRPC).
     pub fn client_config(&self, alpn: &[&[u8]]) -> Result<ClientConfig, String> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let provider = kedge_tls::provider();
         let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
             .with_safe_default_protocol_versions()
             .map_err(|e| format!("TLS setup: {e}"))?;
         let builder = if self.unsafe_ssl {
             builder
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(
-                    provider.signature_verification_algorithms,
-                )))
+                .with_custom_certificate_verifier(Arc::new(AcceptAnyServerCert::new(&provider)))
         } else {
             let mut roots = system_roots().clone();
             if let Some(ca) = &self.ca {
-                for cert in certificates(ca)? {
-                    roots
-                        .add(cert)
-                        .map_err(|e| format!("CA certificate: {e}"))?;
-                }
+                kedge_tls::pem::add_roots(&mut roots, ca.expose().as_bytes(), "CA certificate")
+                    .map_err(certificate_message)?;
             }
             builder.with_root_certificates(roots)
         };
@@ -99,18 +92,28 @@ impl TlsSettings {
 }
 
 fn certificates(pem: &Secret) -> Result<Vec<CertificateDer<'static>>, String> {
-    let certs = CertificateDer::pem_slice_iter(pem.expose().as_bytes())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("not a PEM certificate: {e}"))?;
-    if certs.is_empty() {
-        return Err("no PEM certificate found (expected -----BEGIN CERTIFICATE-----)".to_owned());
+    kedge_tls::pem::certificates(pem.expose().as_bytes(), "certificate")
+        .map_err(certificate_message)
+}
+
+/// Our messages for PEM certificate problems.
+fn certificate_message(e: kedge_tls::Error) -> String {
+    match e {
+        kedge_tls::Error::Pem { source, .. } => format!("not a PEM certificate: {source}"),
+        kedge_tls::Error::NoCertificate { .. } => {
+            "no PEM certificate found (expected -----BEGIN CERTIFICATE-----)".to_owned()
+        }
+        // A CA certificate rustls does not take as a root.
+        kedge_tls::Error::Rejected { source, .. } => format!("CA certificate: {source}"),
+        other => other.to_string(),
     }
-    Ok(certs)
 }
 
 fn private_key(pem: &Secret) -> Result<PrivateKeyDer<'static>, String> {
-    PrivateKeyDer::from_pem_slice(pem.expose().as_bytes())
-        .map_err(|e| format!("not a PEM private key: {e}"))
+    kedge_tls::pem::private_key(pem.expose().as_bytes(), "private key").map_err(|e| match e {
+        kedge_tls::Error::Pem { source, .. } => format!("not a PEM private key: {source}"),
+        other => other.to_string(),
+    })
 }
 
 /// The system's trusted roots, read once per process (reading them costs milliseconds).
@@ -123,46 +126,6 @@ fn system_roots() -> &'static RootCertStore {
         roots.add_parsable_certificates(found.certs);
         roots
     })
-}
-
-/// `unsafeSsl`: trusts any certificate (like Go's `InsecureSkipVerify`) but still checks the
-/// handshake signatures, so the session is at least bound to the certificate presented.
-#[derive(Debug)]
-struct AcceptAnyCertificate(WebPkiSupportedAlgorithms);
-
-impl ServerCertVerifier for AcceptAnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_schemes()
-    }
 }
 
 #[cfg(test)]

@@ -2,12 +2,12 @@
 //! `scripts/services.sh` (`KEDGE_SQS_ENDPOINT`). Each test uses its own queues.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_sqs::types::QueueAttributeName;
 use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+use kedge_test_support::{service_env, unique};
 use scaler_core::{MetricsAndActivity, Scaler, ScalerConfig, ScalerError, ScalerFactory};
 use scalers::aws_sqs::AwsSqsFactory;
 
@@ -16,34 +16,7 @@ const REGION: &str = "us-east-1";
 /// The emulator's endpoint, or `None` (after saying why) when it is not configured and
 /// `KEDGE_REQUIRE_SERVICES` is not set.
 fn endpoint() -> Option<String> {
-    match std::env::var("KEDGE_SQS_ENDPOINT")
-        .ok()
-        .filter(|v| !v.is_empty())
-    {
-        Some(e) => Some(e),
-        None if std::env::var("KEDGE_REQUIRE_SERVICES").as_deref() == Ok("1") => {
-            panic!(
-                "KEDGE_SQS_ENDPOINT not set: run `bash scripts/services.sh start` and source .kedge/services.env"
-            )
-        }
-        None => {
-            eprintln!("skipping: KEDGE_SQS_ENDPOINT not set (run scripts/services.sh start)");
-            None
-        }
-    }
-}
-
-fn unique(prefix: &str) -> String {
-    static N: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!(
-        "{prefix}-{}-{nanos:x}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
+    service_env("KEDGE_SQS_ENDPOINT")
 }
 
 /// The test's own SQS client (the producer/consumer side).

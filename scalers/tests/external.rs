@@ -7,6 +7,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use kedge_test_support::pki::Ca;
 use scaler_core::futures_core::Stream;
 use scaler_core::{ActivityStream, Scaler, ScalerConfig};
 use scalers::external::ExternalScaler;
@@ -382,27 +383,14 @@ struct Pki {
 }
 
 fn pki() -> Pki {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
-    let ca_key = KeyPair::generate().expect("key");
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("params");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = ca_params.self_signed(&ca_key).expect("ca");
-    let issuer = Issuer::new(ca_params, ca_key);
-    let server_key = KeyPair::generate().expect("key");
-    let server = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
-        .expect("params")
-        .signed_by(&server_key, &issuer)
-        .expect("server cert");
-    let client_key = KeyPair::generate().expect("key");
-    let client = CertificateParams::new(vec!["kedge".to_owned()])
-        .expect("params")
-        .signed_by(&client_key, &issuer)
-        .expect("client cert");
+    let ca = Ca::new("external scaler test CA");
+    let server = ca.server(&["127.0.0.1", "localhost"]);
+    let client = ca.client("kedge", None);
     Pki {
-        ca: ca.pem(),
-        server: Identity::from_pem(server.pem(), server_key.serialize_pem()),
-        client_cert: client.pem(),
-        client_key: client_key.serialize_pem(),
+        ca: ca.cert_pem,
+        server: Identity::from_pem(server.cert_pem, server.key_pem),
+        client_cert: client.cert_pem,
+        client_key: client.key_pem,
     }
 }
 

@@ -5,39 +5,19 @@
 //! Every test uses fresh topic and group names.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "support/kafka_broker.rs"]
-mod broker;
-
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::{ClientContext, DefaultClientContext};
+use kedge_test_support::kafka::broker::{self, PrivateBroker};
+use kedge_test_support::kafka::{commit_blocking, create_topic, produce_blocking};
+use kedge_test_support::{service_env, unique};
+use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use scaler_core::{MetricsAndActivity, Scaler, ScalerConfig, ScalerError, ScalerFactory};
 use scalers::kafka::KafkaFactory;
-
-use broker::PrivateBroker;
-
-/// `KEDGE_<name>`, or `None` (after saying why) when unset and services are not required.
-fn service_env(name: &str) -> Option<String> {
-    match std::env::var(name).ok().filter(|v| !v.is_empty()) {
-        Some(v) => Some(v),
-        None if std::env::var("KEDGE_REQUIRE_SERVICES").as_deref() == Ok("1") => {
-            panic!(
-                "{name} not set: run `bash scripts/services.sh start` and source .kedge/services.env"
-            )
-        }
-        None => {
-            eprintln!("skipping: {name} not set (run scripts/services.sh start)");
-            None
-        }
-    }
-}
 
 fn bootstrap() -> Option<String> {
     service_env("KEDGE_KAFKA_BOOTSTRAP")
@@ -45,75 +25,6 @@ fn bootstrap() -> Option<String> {
 
 fn private_broker() -> Option<PrivateBroker> {
     service_env("KEDGE_TANSU_BIN").map(|bin| PrivateBroker::start(&bin))
-}
-
-fn unique(prefix: &str) -> String {
-    static N: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!(
-        "{prefix}-{}-{nanos:x}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-async fn create_topic(bs: &str, topic: &str, partitions: i32) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bs)
-        .create()
-        .unwrap();
-    let res = admin
-        .create_topics(
-            &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
-            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
-        )
-        .await
-        .unwrap();
-    for r in res {
-        r.unwrap();
-    }
-}
-
-/// Produces `counts[p]` records to each partition `p` and waits for every delivery.
-fn produce(bs: &str, topic: &str, counts: &[usize]) {
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", bs)
-        .create()
-        .unwrap();
-    for (p, n) in counts.iter().enumerate() {
-        for i in 0..*n {
-            let payload = format!("record {i}");
-            producer
-                .send(
-                    BaseRecord::to(topic)
-                        .partition(p as i32)
-                        .key("k")
-                        .payload(&payload),
-                )
-                .map_err(|(e, _)| e)
-                .unwrap();
-        }
-    }
-    producer.flush(Duration::from_secs(20)).unwrap();
-}
-
-/// Commits offsets for `group` without joining it (a "simple" commit from a standalone client).
-fn commit(bs: &str, group: &str, topic: &str, offsets: &[(i32, i64)]) {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bs)
-        .set("group.id", group)
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for (p, o) in offsets {
-        tpl.add_partition_offset(topic, *p, Offset::Offset(*o))
-            .unwrap();
-    }
-    c.commit(&tpl, CommitMode::Sync).unwrap();
 }
 
 fn scaler(index: usize, meta: &[(&str, &str)]) -> Box<dyn Scaler> {
@@ -140,8 +51,8 @@ async fn lag(s: &dyn Scaler) -> (String, bool) {
 async fn three_partitions(bs: &str) -> (String, String) {
     let (topic, group) = (unique("lag"), unique("g"));
     create_topic(bs, &topic, 3).await;
-    produce(bs, &topic, &[34, 33, 33]);
-    commit(bs, &group, &topic, &[(1, 5), (2, 33)]);
+    produce_blocking(bs, &topic, &[34, 33, 33]);
+    commit_blocking(bs, &group, &topic, &[(1, 5), (2, 33)]);
     (topic, group)
 }
 
@@ -189,11 +100,11 @@ async fn topic_omitted_measures_every_topic_the_group_committed_on() {
     create_topic(&bs, &a, 2).await;
     create_topic(&bs, &b, 1).await;
     create_topic(&bs, &other, 1).await;
-    produce(&bs, &a, &[10, 10]);
-    produce(&bs, &b, &[7]);
-    produce(&bs, &other, &[100]);
-    commit(&bs, &group, &a, &[(0, 4), (1, 10)]);
-    commit(&bs, &group, &b, &[(0, 2)]);
+    produce_blocking(&bs, &a, &[10, 10]);
+    produce_blocking(&bs, &b, &[7]);
+    produce_blocking(&bs, &other, &[100]);
+    commit_blocking(&bs, &group, &a, &[(0, 4), (1, 10)]);
+    commit_blocking(&bs, &group, &b, &[(0, 2)]);
 
     let s = scaler(
         1,
@@ -216,8 +127,8 @@ async fn persistent_lag_is_excluded_but_keeps_the_trigger_active() {
     let Some(bs) = bootstrap() else { return };
     let (topic, group) = (unique("stuck"), unique("g"));
     create_topic(&bs, &topic, 1).await;
-    produce(&bs, &topic, &[20]);
-    commit(&bs, &group, &topic, &[(0, 5)]);
+    produce_blocking(&bs, &topic, &[20]);
+    commit_blocking(&bs, &group, &topic, &[(0, 5)]);
     let s = scaler(
         0,
         &[
@@ -231,7 +142,7 @@ async fn persistent_lag_is_excluded_but_keeps_the_trigger_active() {
     assert_eq!(lag(&*s).await, ("15".into(), true));
     // The consumer did not move: its lag no longer asks for replicas, but the workload stays.
     assert_eq!(lag(&*s).await, ("0".into(), true));
-    commit(&bs, &group, &topic, &[(0, 12)]);
+    commit_blocking(&bs, &group, &topic, &[(0, 12)]);
     assert_eq!(lag(&*s).await, ("8".into(), true));
 }
 
@@ -240,8 +151,8 @@ async fn limit_to_partitions_with_lag_caps_at_lagging_partitions() {
     let Some(bs) = bootstrap() else { return };
     let (topic, group) = (unique("hot"), unique("g"));
     create_topic(&bs, &topic, 3).await;
-    produce(&bs, &topic, &[100, 3, 3]);
-    commit(&bs, &group, &topic, &[(0, 0), (1, 3), (2, 3)]);
+    produce_blocking(&bs, &topic, &[100, 3, 3]);
+    commit_blocking(&bs, &group, &topic, &[(0, 0), (1, 3), (2, 3)]);
     let base = [
         ("bootstrapServers", bs.as_str()),
         ("consumerGroup", group.as_str()),
@@ -261,8 +172,8 @@ async fn activation_threshold() {
     let Some(bs) = bootstrap() else { return };
     let (topic, group) = (unique("act"), unique("g"));
     create_topic(&bs, &topic, 1).await;
-    produce(&bs, &topic, &[10]);
-    commit(&bs, &group, &topic, &[(0, 10)]);
+    produce_blocking(&bs, &topic, &[10]);
+    commit_blocking(&bs, &group, &topic, &[(0, 10)]);
     let s = scaler(
         0,
         &[
@@ -275,9 +186,9 @@ async fn activation_threshold() {
         ],
     );
     assert_eq!(lag(&*s).await, ("0".into(), false));
-    produce(&bs, &topic, &[5]);
+    produce_blocking(&bs, &topic, &[5]);
     assert_eq!(lag(&*s).await, ("5".into(), false));
-    produce(&bs, &topic, &[1]);
+    produce_blocking(&bs, &topic, &[1]);
     assert_eq!(lag(&*s).await, ("6".into(), true));
 }
 
@@ -306,7 +217,7 @@ async fn unknown_topic_and_group_errors() {
     // KEDA: each partition counts 1 (offsetResetPolicy latest).
     let topic = unique("known");
     create_topic(&bs, &topic, 2).await;
-    produce(&bs, &topic, &[3, 3]);
+    produce_blocking(&bs, &topic, &[3, 3]);
     let fresh = unique("never-seen");
     let s = scaler(
         0,
@@ -340,8 +251,8 @@ async fn broker_down_is_an_error_and_recovery_follows_when_it_is_back() {
     let Some(b) = private_broker() else { return };
     let (topic, group) = (unique("down"), unique("g"));
     create_topic(&b.bootstrap, &topic, 2).await;
-    produce(&b.bootstrap, &topic, &[4, 4]);
-    commit(&b.bootstrap, &group, &topic, &[(0, 1), (1, 1)]);
+    produce_blocking(&b.bootstrap, &topic, &[4, 4]);
+    commit_blocking(&b.bootstrap, &group, &topic, &[(0, 1), (1, 1)]);
     let s = scaler(
         0,
         &[
@@ -386,8 +297,8 @@ async fn a_poll_costs_one_list_offsets_and_one_offset_fetch() {
     let Some(b) = private_broker() else { return };
     let (topic, group) = (unique("cost"), unique("g"));
     create_topic(&b.bootstrap, &topic, 8).await;
-    produce(&b.bootstrap, &topic, &[3; 8]);
-    commit(&b.bootstrap, &group, &topic, &[(0, 1)]);
+    produce_blocking(&b.bootstrap, &topic, &[3; 8]);
+    commit_blocking(&b.bootstrap, &group, &topic, &[(0, 1)]);
     let s = scaler(
         0,
         &[
@@ -558,7 +469,7 @@ async fn measuring_lag_does_not_rebalance_a_running_consumer_group() {
     let Some(bs) = bootstrap() else { return };
     let (topic, group) = (unique("live"), unique("g"));
     create_topic(&bs, &topic, 3).await;
-    produce(&bs, &topic, &[5, 5, 5]);
+    produce_blocking(&bs, &topic, &[5, 5, 5]);
 
     let running = RunningConsumer::start(&bs, &group, &topic);
     running
@@ -588,7 +499,7 @@ async fn measuring_lag_does_not_rebalance_a_running_consumer_group() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    produce(&bs, &topic, &[2, 2, 2]);
+    produce_blocking(&bs, &topic, &[2, 2, 2]);
     for _ in 0..10 {
         poll(&*s).await.unwrap();
         tokio::time::sleep(Duration::from_millis(300)).await;

@@ -4,38 +4,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
+use kedge_test_support::{service_env, unique_ident};
 use scaler_core::{Scaler, ScalerConfig, ScalerError};
 use scalers::postgresql::{POOL_SIZE, PostgresqlScaler};
 use sqlx::{Connection, Executor, PgConnection, Row};
-
-/// The value of a service variable, or `None` (after saying why) when the service is not
-/// configured and `KEDGE_REQUIRE_SERVICES` is not set.
-fn service(var: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(v) if !v.is_empty() => Some(v),
-        _ if std::env::var("KEDGE_REQUIRE_SERVICES").as_deref() == Ok("1") => {
-            panic!(
-                "{var} is not set; run `scripts/services.sh start` and source .kedge/services.env"
-            )
-        }
-        _ => {
-            println!("skipping: {var} is not set (run scripts/services.sh start)");
-            None
-        }
-    }
-}
-
-fn unique(prefix: &str) -> String {
-    static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    format!("{prefix}_{}_{nanos:x}_{n}", std::process::id())
-}
 
 /// A fresh database on the server at `admin_url`, dropped when the value is dropped... or at
 /// the end of the test via [`TestDb::drop_db`] (async drop does not exist).
@@ -46,7 +20,7 @@ struct TestDb {
 
 impl TestDb {
     async fn create(admin_url: &str) -> Self {
-        let name = unique("kedge_pg");
+        let name = unique_ident("kedge_pg");
         let mut admin = PgConnection::connect(admin_url)
             .await
             .expect("admin connection");
@@ -98,7 +72,7 @@ async fn poll(scaler: &PostgresqlScaler) -> Result<(String, bool), ScalerError> 
 
 #[tokio::test]
 async fn integer_numeric_float_and_text_results() {
-    let Some(url) = service("KEDGE_POSTGRESQL_URL") else {
+    let Some(url) = service_env("KEDGE_POSTGRESQL_URL") else {
         return;
     };
     let db = TestDb::create(&url).await;
@@ -148,7 +122,7 @@ async fn integer_numeric_float_and_text_results() {
 
 #[tokio::test]
 async fn null_no_rows_and_bad_sql_are_clear_errors() {
-    let Some(url) = service("KEDGE_POSTGRESQL_URL") else {
+    let Some(url) = service_env("KEDGE_POSTGRESQL_URL") else {
         return;
     };
     let db = TestDb::create(&url).await;
@@ -186,7 +160,7 @@ async fn null_no_rows_and_bad_sql_are_clear_errors() {
 
 #[tokio::test]
 async fn queries_run_read_only_and_under_the_timeout() {
-    let Some(url) = service("KEDGE_POSTGRESQL_URL") else {
+    let Some(url) = service_env("KEDGE_POSTGRESQL_URL") else {
         return;
     };
     let db = TestDb::create(&url).await;
@@ -244,7 +218,7 @@ async fn queries_run_read_only_and_under_the_timeout() {
 
 #[tokio::test]
 async fn wrong_password_and_unreachable_server_are_clear_errors() {
-    let Some(auth_url) = service("KEDGE_POSTGRESQL_AUTH_URL") else {
+    let Some(auth_url) = service_env("KEDGE_POSTGRESQL_AUTH_URL") else {
         return;
     };
     // Right password, separate parameters, password from the TriggerAuthentication.
@@ -315,7 +289,7 @@ async fn sessions(conn: &mut PgConnection, app: &str) -> i64 {
 
 #[tokio::test]
 async fn two_hundred_scaled_objects_share_one_small_pool() {
-    let Some(url) = service("KEDGE_POSTGRESQL_URL") else {
+    let Some(url) = service_env("KEDGE_POSTGRESQL_URL") else {
         return;
     };
     let db = TestDb::create(&url).await;
@@ -323,7 +297,7 @@ async fn two_hundred_scaled_objects_share_one_small_pool() {
     conn.execute("CREATE TABLE queue (id int); INSERT INTO queue SELECT generate_series(1, 42)")
         .await
         .expect("fixture");
-    let app = unique("kedge_pool");
+    let app = unique_ident("kedge_pool");
     let connection = db.url(&format!("application_name={app}"));
 
     // 200 ScaledObjects, each with its own scaler, all polling at once.
@@ -375,7 +349,7 @@ async fn two_hundred_scaled_objects_share_one_small_pool() {
 #[tokio::test]
 #[ignore = "benchmark: prints numbers"]
 async fn poll_cost() {
-    let Some(url) = service("KEDGE_POSTGRESQL_URL") else {
+    let Some(url) = service_env("KEDGE_POSTGRESQL_URL") else {
         return;
     };
     let db = TestDb::create(&url).await;

@@ -5,25 +5,9 @@
 
 use std::time::{Duration, Instant};
 
+use kedge_test_support::service_env;
 use scaler_core::{Scaler, ScalerConfig, ScalerError};
 use scalers::prometheus::PrometheusScaler;
-
-/// The value of a service variable, or `None` (after saying why) when the service is not
-/// configured and `KEDGE_REQUIRE_SERVICES` is not set.
-fn service(var: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(v) if !v.is_empty() => Some(v),
-        _ if std::env::var("KEDGE_REQUIRE_SERVICES").as_deref() == Ok("1") => {
-            panic!(
-                "{var} is not set; run `scripts/services.sh start` and source .kedge/services.env"
-            )
-        }
-        _ => {
-            println!("skipping: {var} is not set (run scripts/services.sh start)");
-            None
-        }
-    }
-}
 
 struct Prom {
     url: String,
@@ -33,9 +17,9 @@ struct Prom {
 
 fn prometheus() -> Option<Prom> {
     Some(Prom {
-        url: service("KEDGE_PROMETHEUS_URL")?,
-        user: service("KEDGE_PROMETHEUS_USER")?,
-        password: service("KEDGE_PROMETHEUS_PASSWORD")?,
+        url: service_env("KEDGE_PROMETHEUS_URL")?,
+        user: service_env("KEDGE_PROMETHEUS_USER")?,
+        password: service_env("KEDGE_PROMETHEUS_PASSWORD")?,
     })
 }
 

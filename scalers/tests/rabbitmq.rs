@@ -5,10 +5,10 @@
 //! test takes the broker away, so it holds [`BROKER`] exclusively while the others share it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use kedge_test_support::rabbitmq::{declare_queue, publish};
+use kedge_test_support::{eventually, service_env, service_envs, unique};
 use lapin::options::{
     BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions,
 };
@@ -30,38 +30,12 @@ struct Env {
 /// The service addresses, or `None` (after saying why) when they are not configured and
 /// `KEDGE_REQUIRE_SERVICES` is not set.
 fn env() -> Option<Env> {
-    let get = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    match (
-        get("KEDGE_RABBITMQ_AMQP_URL"),
-        get("KEDGE_RABBITMQ_HTTP_URL"),
-        get("KEDGE_RABBITMQ_VHOST"),
-    ) {
-        (Some(amqp), Some(http), Some(vhost)) => Some(Env { amqp, http, vhost }),
-        _ if std::env::var("KEDGE_REQUIRE_SERVICES").as_deref() == Ok("1") => {
-            panic!(
-                "KEDGE_RABBITMQ_* not set: run `bash scripts/services.sh start` and source .kedge/services.env"
-            )
-        }
-        _ => {
-            eprintln!(
-                "skipping: KEDGE_RABBITMQ_AMQP_URL/HTTP_URL/VHOST not set (run scripts/services.sh start)"
-            );
-            None
-        }
-    }
-}
-
-fn unique(prefix: &str) -> String {
-    static N: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!(
-        "{prefix}-{}-{nanos:x}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
+    let [amqp, http, vhost] = service_envs([
+        "KEDGE_RABBITMQ_AMQP_URL",
+        "KEDGE_RABBITMQ_HTTP_URL",
+        "KEDGE_RABBITMQ_VHOST",
+    ])?;
+    Some(Env { amqp, http, vhost })
 }
 
 fn escape(vhost: &str) -> String {
@@ -124,41 +98,6 @@ async fn connect(env: &Env, vhost: &str) -> Connection {
     .unwrap()
 }
 
-/// A channel with publisher confirms and a declared (non-durable) queue.
-///
-/// The queue expires 10 minutes after its last use, so test runs leave nothing behind.
-async fn queue(conn: &Connection, name: &str) -> Channel {
-    let ch = conn.create_channel().await.unwrap();
-    ch.confirm_select(ConfirmSelectOptions::default())
-        .await
-        .unwrap();
-    let mut args = FieldTable::default();
-    args.insert(
-        "x-expires".into(),
-        lapin::types::AMQPValue::LongInt(600_000),
-    );
-    ch.queue_declare(name.into(), QueueDeclareOptions::default(), args)
-        .await
-        .unwrap();
-    ch
-}
-
-async fn publish(ch: &Channel, queue: &str, n: usize) {
-    for i in 0..n {
-        ch.basic_publish(
-            "".into(),
-            queue.into(),
-            BasicPublishOptions::default(),
-            format!("m{i}").as_bytes(),
-            BasicProperties::default(),
-        )
-        .await
-        .unwrap()
-        .await
-        .unwrap();
-    }
-}
-
 /// Takes `n` messages without acknowledging them: they stay unacknowledged while `ch` is open.
 async fn hold_unacked(ch: &Channel, queue: &str, n: usize) {
     for _ in 0..n {
@@ -192,30 +131,10 @@ fn value(m: &MetricsAndActivity) -> f64 {
     m.metrics[0].value.as_f64()
 }
 
-/// Polls `f` until it returns `Some`, for up to `timeout` (the management API lags).
-async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, String>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        match f().await {
-            Ok(v) => return v,
-            Err(e) if Instant::now() >= deadline => panic!("{what}: still {e} after {timeout:?}"),
-            Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
-        }
-    }
-}
-
 async fn value_becomes(scaler: &dyn Scaler, want: f64, what: &str) -> MetricsAndActivity {
     eventually(Duration::from_secs(30), what, || async {
-        let m = poll(scaler).await.map_err(|e| e.to_string())?;
-        if value(&m) == want {
-            Ok(m)
-        } else {
-            Err(format!("value {}", value(&m)))
-        }
+        let m = poll(scaler).await.ok()?;
+        (value(&m) == want).then_some(m)
     })
     .await
 }
@@ -226,7 +145,7 @@ async fn amqp_queue_length_counts_ready_messages() {
     let _shared = BROKER.read().await;
     let q = unique("amqp-len");
     let conn = connect(&env, &env.vhost).await;
-    let ch = queue(&conn, &q).await;
+    let ch = declare_queue(&conn, &q).await;
     publish(&ch, &q, 10).await;
     hold_unacked(&ch, &q, 3).await;
 
@@ -283,7 +202,7 @@ async fn http_queue_length_counts_unacked_unless_excluded() {
     let _shared = BROKER.read().await;
     let q = unique("http-len");
     let conn = connect(&env, &env.vhost).await;
-    let ch = queue(&conn, &q).await;
+    let ch = declare_queue(&conn, &q).await;
     publish(&ch, &q, 10).await;
     hold_unacked(&ch, &q, 3).await;
 
@@ -322,7 +241,7 @@ async fn http_message_rate_follows_sustained_publishing() {
     let _shared = BROKER.read().await;
     let q = unique("rate");
     let conn = connect(&env, &env.vhost).await;
-    let ch = queue(&conn, &q).await;
+    let ch = declare_queue(&conn, &q).await;
     // The rate needs sustained publishing: ~20 msg/s until told to stop.
     let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
     let publisher = {
@@ -353,12 +272,8 @@ async fn http_message_rate_follows_sustained_publishing() {
         ),
     );
     let m = eventually(Duration::from_secs(30), "publish rate", || async {
-        let m = poll(&*rate).await.map_err(|e| e.to_string())?;
-        if value(&m) >= 10.0 {
-            Ok(m)
-        } else {
-            Err(format!("rate {}", value(&m)))
-        }
+        let m = poll(&*rate).await.ok()?;
+        (value(&m) >= 10.0).then_some(m)
     })
     .await;
     assert!(m.active);
@@ -382,11 +297,11 @@ async fn regex_combines_queues_with_each_operation() {
     let conn = connect(&env, &env.vhost).await;
     for (suffix, n) in [("a", 2), ("b", 5), ("c", 8)] {
         let q = format!("{prefix}-{suffix}");
-        publish(&queue(&conn, &q).await, &q, n).await;
+        publish(&declare_queue(&conn, &q).await, &q, n).await;
     }
     // Same prefix but not matched by the pattern.
     let other = format!("{prefix}x");
-    publish(&queue(&conn, &other).await, &other, 100).await;
+    publish(&declare_queue(&conn, &other).await, &other, 100).await;
 
     let factory = RabbitMqFactory::new();
     let host = format!("{}/{}", env.http, escape(&env.vhost));
@@ -497,7 +412,7 @@ async fn missing_queue_is_a_clear_error_and_the_connection_survives_it() {
     // The 404 closed one channel, not the shared connection.
     let q = unique("present");
     let conn = connect(&env, &env.vhost).await;
-    publish(&queue(&conn, &q).await, &q, 4).await;
+    publish(&declare_queue(&conn, &q).await, &q, 4).await;
     let on_present = build(&factory, &config(&amqp, &[("queueName", &q)]));
     assert_eq!(value(&poll(&*on_present).await.unwrap()), 4.0);
     assert_eq!(factory.live_amqp_clients(), 1);
@@ -534,12 +449,7 @@ async fn kedge_connections(env: &Env, vhost: &str) -> usize {
 
 async fn connections_become(env: &Env, vhost: &str, want: usize, what: &str) {
     eventually(Duration::from_secs(30), what, || async {
-        let n = kedge_connections(env, vhost).await;
-        if n == want {
-            Ok(())
-        } else {
-            Err(format!("{n} connections"))
-        }
+        (kedge_connections(env, vhost).await == want).then_some(())
     })
     .await
 }
@@ -625,7 +535,7 @@ async fn triggers_share_one_connection_per_broker_identity() {
     let mut scalers = Vec::new();
     for n in 1..=5 {
         let q = unique("shared");
-        publish(&queue(&conn, &q).await, &q, n).await;
+        publish(&declare_queue(&conn, &q).await, &q, n).await;
         scalers.push((n, build(&factory, &config(&host, &[("queueName", &q)]))));
     }
     for (n, s) in &scalers {
@@ -722,14 +632,7 @@ impl Drop for BrokerStopped {
 #[tokio::test]
 async fn broker_restart_recovers_without_leaking_connections() {
     let Some(env) = env() else { return };
-    let Some(ctl) = std::env::var("KEDGE_RABBITMQ_CTL")
-        .ok()
-        .filter(|c| !c.is_empty())
-    else {
-        if std::env::var("KEDGE_REQUIRE_SERVICES").as_deref() == Ok("1") {
-            panic!("KEDGE_RABBITMQ_CTL not set");
-        }
-        eprintln!("skipping: KEDGE_RABBITMQ_CTL not set");
+    let Some(ctl) = service_env("KEDGE_RABBITMQ_CTL") else {
         return;
     };
     let _exclusive = BROKER.write().await;
@@ -800,7 +703,7 @@ async fn broker_restart_recovers_without_leaking_connections() {
     // Recovery: each trigger reads the queue again (after the backoff of the failed attempts).
     for s in &scalers {
         let m = eventually(Duration::from_secs(60), "poll after restart", || async {
-            poll(&**s).await.map_err(|e| e.to_string())
+            poll(&**s).await.ok()
         })
         .await;
         assert_eq!(value(&m), 6.0);

@@ -13,7 +13,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -23,6 +22,7 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::Secret;
 use kedge::crd::{ScaledObject, TriggerAuthentication};
 use kedge_e2e::{Cluster, Process, create_deployment, eventually, replicas};
+use kedge_test_support::{kafka, service_envs, unique, unique_ident};
 use kube::Client;
 use kube::api::{Api, PostParams};
 use kube::runtime::{WatchStreamExt as _, watcher};
@@ -33,47 +33,6 @@ const NS: &str = "default";
 const NAME: &str = "worker";
 /// How long any one step may take: generous, the machine is shared.
 const PATIENCE: Duration = Duration::from_secs(120);
-
-// ---------------------------------------------------------------------------------------------
-// Services
-
-/// `name`'s value, or `None` (after saying why) when it is not set and services are not required.
-fn service_env(name: &str) -> Option<String> {
-    match std::env::var(name).ok().filter(|v| !v.is_empty()) {
-        Some(v) => Some(v),
-        None if std::env::var("KEDGE_REQUIRE_SERVICES").as_deref() == Ok("1") => {
-            panic!(
-                "{name} not set: run `bash scripts/services.sh start` and source .kedge/services.env"
-            )
-        }
-        None => {
-            eprintln!("skipping: {name} not set (run scripts/services.sh start)");
-            None
-        }
-    }
-}
-
-/// All of `names`, or `None` when any is missing (each missing one is reported).
-fn service_envs<const N: usize>(names: [&str; N]) -> Option<[String; N]> {
-    let values = names.map(service_env);
-    if values.iter().any(Option::is_none) {
-        return None;
-    }
-    Some(values.map(Option::unwrap))
-}
-
-fn unique(prefix: &str) -> String {
-    static N: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!(
-        "{prefix}_{}_{nanos:x}_{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
 
 // ---------------------------------------------------------------------------------------------
 // The cluster side, the same for every scaler
@@ -343,12 +302,10 @@ impl Drop for Recorder {
 // RabbitMQ
 
 mod rabbitmq {
-    use lapin::options::{
-        BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions, QueueDeleteOptions,
-        QueuePurgeOptions,
-    };
-    use lapin::types::{AMQPValue, FieldTable};
-    use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
+    use kedge_test_support::rabbitmq::declare_queue;
+    pub use kedge_test_support::rabbitmq::publish;
+    use lapin::options::{QueueDeleteOptions, QueuePurgeOptions};
+    use lapin::{Channel, Connection, ConnectionProperties};
 
     /// A vhost as one URL path segment (`/` → `%2F`).
     pub fn escape(vhost: &str) -> String {
@@ -372,32 +329,8 @@ mod rabbitmq {
         )
         .await
         .unwrap();
-        let ch = conn.create_channel().await.unwrap();
-        ch.confirm_select(ConfirmSelectOptions::default())
-            .await
-            .unwrap();
-        let mut args = FieldTable::default();
-        args.insert("x-expires".into(), AMQPValue::LongInt(600_000));
-        ch.queue_declare(name.into(), QueueDeclareOptions::default(), args)
-            .await
-            .unwrap();
+        let ch = declare_queue(&conn, name).await;
         (conn, ch)
-    }
-
-    pub async fn publish(ch: &Channel, queue: &str, n: usize) {
-        for i in 0..n {
-            ch.basic_publish(
-                "".into(),
-                queue.into(),
-                BasicPublishOptions::default(),
-                format!("job {i}").as_bytes(),
-                BasicProperties::default(),
-            )
-            .await
-            .unwrap()
-            .await
-            .unwrap();
-        }
     }
 
     pub async fn purge(ch: &Channel, queue: &str) {
@@ -564,92 +497,6 @@ async fn aws_sqs_queue_scales_from_zero_to_three_and_back() {
 // ---------------------------------------------------------------------------------------------
 // Kafka (tansu)
 
-mod kafka {
-    use std::time::Duration;
-
-    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-    use rdkafka::client::DefaultClientContext;
-    use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-    use rdkafka::{ClientConfig, Offset, TopicPartitionList};
-
-    pub async fn create_topic(bs: &str, topic: &str, partitions: i32) {
-        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-            .set("bootstrap.servers", bs)
-            .create()
-            .unwrap();
-        let res = admin
-            .create_topics(
-                &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
-                &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
-            )
-            .await
-            .unwrap();
-        for r in res {
-            r.unwrap();
-        }
-    }
-
-    /// Produces `counts[p]` records to each partition `p` and waits for every delivery.
-    fn produce_blocking(bs: &str, topic: &str, counts: &[usize]) {
-        let producer: BaseProducer = ClientConfig::new()
-            .set("bootstrap.servers", bs)
-            .create()
-            .unwrap();
-        for (p, n) in counts.iter().enumerate() {
-            for i in 0..*n {
-                let payload = format!("record {i}");
-                producer
-                    .send(
-                        BaseRecord::to(topic)
-                            .partition(i32::try_from(p).unwrap())
-                            .key("k")
-                            .payload(&payload),
-                    )
-                    .map_err(|(e, _)| e)
-                    .unwrap();
-            }
-        }
-        producer.flush(Duration::from_secs(20)).unwrap();
-    }
-
-    /// Commits `offsets` for `group` without joining it, as a consumer that is done with them.
-    fn commit_blocking(bs: &str, group: &str, topic: &str, offsets: &[(i32, i64)]) {
-        let c: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", bs)
-            .set("group.id", group)
-            .set("enable.auto.commit", "false")
-            .create()
-            .unwrap();
-        let mut tpl = TopicPartitionList::new();
-        for (p, o) in offsets {
-            tpl.add_partition_offset(topic, *p, Offset::Offset(*o))
-                .unwrap();
-        }
-        c.commit(&tpl, CommitMode::Sync).unwrap();
-    }
-
-    /// librdkafka blocks: off the async threads.
-    pub async fn produce(bs: &str, topic: &str, counts: &[usize]) {
-        let (bs, topic, counts) = (bs.to_owned(), topic.to_owned(), counts.to_vec());
-        tokio::task::spawn_blocking(move || produce_blocking(&bs, &topic, &counts))
-            .await
-            .unwrap();
-    }
-
-    pub async fn commit(bs: &str, group: &str, topic: &str, offsets: &[(i32, i64)]) {
-        let (bs, group, topic, offsets) = (
-            bs.to_owned(),
-            group.to_owned(),
-            topic.to_owned(),
-            offsets.to_vec(),
-        );
-        tokio::task::spawn_blocking(move || commit_blocking(&bs, &group, &topic, &offsets))
-            .await
-            .unwrap();
-    }
-}
-
 #[tokio::test]
 async fn kafka_lag_scales_from_zero_to_three_and_back() {
     let Some([bs]) = service_envs(["KEDGE_KAFKA_BOOTSTRAP"]) else {
@@ -707,7 +554,7 @@ async fn postgresql_row_count_scales_from_zero_to_three_and_back() {
         password
     };
 
-    let table = unique("kedge_e2e_jobs");
+    let table = unique_ident("kedge_e2e_jobs");
     let sep = if url.contains('?') { '&' } else { '?' };
     let mut pg = PgConnection::connect(&format!("{url}{sep}sslmode=disable"))
         .await

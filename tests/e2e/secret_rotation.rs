@@ -10,27 +10,17 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
 use kedge::crd::{ScaledObject, TriggerAuthentication};
 use kedge_e2e::{Cluster, eventually};
+use kedge_test_support::service_env;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 
 const NS: &str = "default";
 
-fn service_url() -> Option<String> {
-    match std::env::var("KEDGE_POSTGRESQL_AUTH_URL") {
-        Ok(v) if !v.is_empty() => Some(v),
-        _ if std::env::var("KEDGE_REQUIRE_SERVICES").as_deref() == Ok("1") => {
-            panic!("KEDGE_POSTGRESQL_AUTH_URL is not set: run scripts/services.sh start")
-        }
-        _ => {
-            eprintln!("skipping: KEDGE_POSTGRESQL_AUTH_URL is not set (scripts/services.sh start)");
-            None
-        }
-    }
-}
-
 #[tokio::test]
 async fn rotating_the_secret_rebuilds_the_scaler() {
-    let Some(url) = service_url() else { return };
+    let Some(url) = service_env("KEDGE_POSTGRESQL_AUTH_URL") else {
+        return;
+    };
     // postgres://user:password@host:port/db
     let rest = url.trim_start_matches("postgres://");
     let (creds, hostpart) = rest.split_once('@').unwrap();

@@ -1,4 +1,5 @@
-//! Shared helpers for the conformance tests: a cluster per test, deadlines on every wait.
+//! Shared helpers for the conformance tests: a cluster per test, deadlines on every wait
+//! ([`WAIT`], for [`within`] and for `kedge_test_support::eventually`).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::future::Future;
@@ -32,21 +33,4 @@ pub async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
         Ok(v) => v,
         Err(_) => panic!("timed out after {WAIT:?} waiting for {what}"),
     }
-}
-
-/// Poll `check` every 100 ms until it returns `Some`, within the standard deadline.
-pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    within(what, async {
-        loop {
-            if let Some(v) = check().await {
-                return v;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    })
-    .await
 }

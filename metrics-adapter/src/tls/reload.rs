@@ -103,10 +103,10 @@ impl ReloadingCertificate {
         Ok(Self(Reloading::new(
             vec![cert_file.into(), key_file.into()],
             |paths| {
-                let cert = super::read(&paths[0])?;
-                let key = super::read(&paths[1])?;
+                let cert = kedge_tls::pem::read(&paths[0])?;
+                let key = kedge_tls::pem::read(&paths[1])?;
                 let what = paths[0].display().to_string();
-                Ok(Arc::new(super::certified_key(&cert, &key, &what)?))
+                Ok(Arc::new(kedge_tls::pem::certified_key(&cert, &key, &what)?))
             },
         )?))
     }
@@ -153,16 +153,16 @@ impl ReloadingCa {
     /// Loads the CA bundle from `ca_file`.
     pub fn new(ca_file: impl Into<PathBuf>) -> Result<Self, TlsError> {
         Ok(Self(Reloading::new(vec![ca_file.into()], |paths| {
-            let pem = super::read(&paths[0])?;
+            let pem = kedge_tls::pem::read(&paths[0])?;
             let what = paths[0].display().to_string();
-            super::client_verifier(super::root_store(&pem, &what)?, &what)
+            kedge_tls::verify::client_verifier(kedge_tls::pem::root_store(&pem, &what)?, &what)
         })?))
     }
 
     /// The roots as a server verifies servers with them (for the client side of the link).
     pub fn roots(&self) -> Result<rustls::RootCertStore, TlsError> {
         let path = &self.0.paths[0];
-        super::root_store(&super::read(path)?, &path.display().to_string())
+        kedge_tls::pem::root_store(&kedge_tls::pem::read(path)?, &path.display().to_string())
     }
 }
 

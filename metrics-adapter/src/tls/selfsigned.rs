@@ -3,14 +3,16 @@
 //! signed by a CA shared between replicas for the gRPC link.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use rcgen::{
-    CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
-};
+use kedge_tls::ca::{self, Ca, CertSpec, Validity};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
 use super::TlsError;
+
+/// How long generated certificates are valid (from an hour ago, for clocks a little behind).
+const LIFETIME: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// A certificate generated in memory, with its PEM texts (the certificate doubles as the CA
 /// bundle clients trust for a self-signed one).
@@ -39,7 +41,7 @@ impl GeneratedCert {
     }
 
     fn new(cert_pem: String, key_pem: String) -> Result<Self, TlsError> {
-        let key = Arc::new(super::certified_key(
+        let key = Arc::new(kedge_tls::pem::certified_key(
             cert_pem.as_bytes(),
             key_pem.as_bytes(),
             "generated certificate",
@@ -52,25 +54,16 @@ impl GeneratedCert {
     }
 }
 
-fn params(names: &[String], common_name: &str) -> Result<CertificateParams, TlsError> {
-    let mut params = CertificateParams::new(names.to_vec())?;
-    params
-        .distinguished_name
-        .push(DnType::CommonName, common_name);
-    // Valid from an hour ago, so clocks a little behind ours still accept it.
-    let now = std::time::SystemTime::now();
-    params.not_before = (now - std::time::Duration::from_secs(3600)).into();
-    params.not_after = (now + std::time::Duration::from_secs(365 * 24 * 3600)).into();
-    Ok(params)
-}
-
 /// A self-signed serving certificate for `names` (DNS names or IP addresses).
 pub fn self_signed(names: &[String]) -> Result<GeneratedCert, TlsError> {
-    let key = KeyPair::generate()?;
-    let mut params = params(names, "kedge-metrics-adapter")?;
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let cert = params.self_signed(&key)?;
-    GeneratedCert::new(cert.pem(), key.serialize_pem())
+    let cert = ca::self_signed(&CertSpec {
+        common_name: Some("kedge-metrics-adapter".to_owned()),
+        names: names.to_vec(),
+        server_auth: true,
+        validity: Some(Validity::from_now(LIFETIME)),
+        ..CertSpec::default()
+    })?;
+    GeneratedCert::new(cert.cert_pem, cert.key_pem)
 }
 
 /// A leaf certificate for `names`, usable as both server and client certificate on the gRPC
@@ -81,39 +74,27 @@ pub fn signed_by_ca(
     ca_cert_pem: &str,
     ca_key_pem: &str,
 ) -> Result<GeneratedCert, TlsError> {
-    let ca_key = KeyPair::from_pem(ca_key_pem)?;
-    let issuer = Issuer::from_ca_cert_pem(ca_cert_pem, ca_key)?;
-    let key = KeyPair::generate()?;
-    let mut params = params(names, common_name)?;
-    params.extended_key_usages = vec![
-        ExtendedKeyUsagePurpose::ServerAuth,
-        ExtendedKeyUsagePurpose::ClientAuth,
-    ];
-    let cert = params.signed_by(&key, &issuer)?;
+    let leaf = Ca::from_pem(ca_cert_pem, ca_key_pem)?.issue(&CertSpec {
+        common_name: Some(common_name.to_owned()),
+        names: names.to_vec(),
+        server_auth: true,
+        client_auth: true,
+        validity: Some(Validity::from_now(LIFETIME)),
+        ..CertSpec::default()
+    })?;
     // Serve the chain with the CA certificate after the leaf.
-    GeneratedCert::new(
-        format!("{}{}", cert.pem(), ca_cert_pem),
-        key.serialize_pem(),
-    )
+    GeneratedCert::new(format!("{}{}", leaf.cert_pem, ca_cert_pem), leaf.key_pem)
 }
 
 /// A new CA (certificate and key PEM), e.g. for tests or to seed the Secret replicas share.
 pub fn new_ca(common_name: &str) -> Result<(String, String), TlsError> {
-    let key = KeyPair::generate()?;
-    let mut params = params(&[], common_name)?;
-    params.is_ca = IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    let cert = params.self_signed(&key)?;
-    Ok((cert.pem(), key.serialize_pem()))
+    let ca = Ca::with_validity(common_name, Validity::from_now(LIFETIME))?;
+    Ok((ca.cert_pem().to_owned(), ca.key_pem()))
 }
 
 /// When the first certificate of `pem` expires; `None` when it cannot be read.
 pub fn not_after(pem: &str) -> Option<std::time::SystemTime> {
-    let der = super::certificates_from_pem(pem.as_bytes(), "certificate")
+    let der = kedge_tls::pem::certificates(pem.as_bytes(), "certificate")
         .ok()?
         .into_iter()
         .next()?;

@@ -1,5 +1,6 @@
 //! Shared test fixtures: an in-memory provider (the stand-in for the operator's scale-loop
-//! state), a small PKI, and HTTPS clients with optional client certificates.
+//! state), the test PKI (kedge-test-support's), and HTTPS clients with optional client
+//! certificates.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
@@ -7,10 +8,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+// Not every test binary that includes this module signs certificates.
+#[allow(unused_imports)]
+pub use kedge_test_support::pki::{Ca, Leaf};
 use metrics_adapter::{MetricsProvider, ProviderError};
-use rcgen::{
-    CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
-};
 use scaler_core::MetricValue;
 
 /// Values per (namespace, ScaledObject), metric names matched case-insensitively as the operator
@@ -69,78 +70,6 @@ impl MetricsProvider for MapProvider {
             .find(|(name, _)| name.eq_ignore_ascii_case(metric_name))
             .ok_or(ProviderError::MetricNotFound)?;
         Ok(vec![MetricValue::new(name.clone(), *value)])
-    }
-}
-
-/// A CA that signs certificates.
-pub struct Ca {
-    pub cert_pem: String,
-    pub key_pem: String,
-}
-
-/// A certificate and key, PEM.
-#[derive(Clone)]
-pub struct Leaf {
-    pub cert_pem: String,
-    pub key_pem: String,
-}
-
-impl Ca {
-    pub fn new(name: &str) -> Self {
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.is_ca = IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        let cert = params.self_signed(&key).unwrap();
-        Self {
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-        }
-    }
-
-    fn sign(&self, mut params: CertificateParams) -> Leaf {
-        let issuer =
-            Issuer::from_ca_cert_pem(&self.cert_pem, KeyPair::from_pem(&self.key_pem).unwrap())
-                .unwrap();
-        let key = KeyPair::generate().unwrap();
-        params.key_usages = vec![
-            KeyUsagePurpose::DigitalSignature,
-            KeyUsagePurpose::KeyEncipherment,
-        ];
-        let cert = params.signed_by(&key, &issuer).unwrap();
-        Leaf {
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-        }
-    }
-
-    /// A client certificate with this CN and organizations (groups).
-    pub fn client(&self, cn: &str, orgs: &[&str]) -> Leaf {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.distinguished_name.push(DnType::CommonName, cn);
-        for o in orgs {
-            params.distinguished_name.push(DnType::OrganizationName, *o);
-        }
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        self.sign(params)
-    }
-
-    /// A server (and client) certificate for these names.
-    pub fn server(&self, names: &[&str]) -> Leaf {
-        let mut params =
-            CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-                .unwrap();
-        params.distinguished_name.push(DnType::CommonName, names[0]);
-        params.extended_key_usages = vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ];
-        self.sign(params)
     }
 }
 

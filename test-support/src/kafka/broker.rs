@@ -1,10 +1,9 @@
-//! A private tansu broker behind a counting proxy, for the kafka tests and benchmark.
+//! A private tansu broker behind a counting proxy, for the kafka scaler's tests and benchmark.
 //!
 //! tansu listens on one port and advertises the proxy's port, so every connection a client
 //! makes (bootstrap and broker) goes through the proxy. The proxy counts the Kafka requests by
 //! API key, which is how the tests check the number of round trips per poll, and it can be
 //! taken down and brought back to simulate a broker outage.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -12,13 +11,18 @@ use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-/// Kafka API keys by name, for the requests the tests look at.
+// Kafka API keys by name, for the requests the tests look at.
+
+/// The API key of Metadata requests.
 pub const METADATA: i16 = 3;
+/// The API key of ListOffsets requests.
 pub const LIST_OFFSETS: i16 = 2;
+/// The API key of OffsetFetch requests.
 pub const OFFSET_FETCH: i16 = 9;
+/// The API key of FindCoordinator requests.
 pub const FIND_COORDINATOR: i16 = 10;
 
 /// The name of a Kafka API key, for printing.
@@ -47,6 +51,11 @@ struct ProxyState {
     counts: BTreeMap<i16, u64>,
     connections: u64,
     open: Vec<TcpStream>,
+}
+
+/// The proxy's state; a panic while holding it is already a failed test.
+fn lock(state: &Mutex<ProxyState>) -> MutexGuard<'_, ProxyState> {
+    state.lock().expect("proxy state")
 }
 
 /// A tansu broker reachable only through a proxy that counts requests.
@@ -119,12 +128,12 @@ impl PrivateBroker {
 
     /// Requests seen so far, by API key.
     pub fn counts(&self) -> BTreeMap<i16, u64> {
-        self.state.lock().unwrap().counts.clone()
+        lock(&self.state).counts.clone()
     }
 
     /// Connections accepted so far.
     pub fn connections(&self) -> u64 {
-        self.state.lock().unwrap().connections
+        lock(&self.state).connections
     }
 
     /// Requests of each kind sent while `f` ran (other clients of this broker must be idle).
@@ -147,7 +156,7 @@ impl PrivateBroker {
         self.up.store(false, Ordering::SeqCst);
         // The accept loop notices within its polling interval and closes the listener.
         std::thread::sleep(Duration::from_millis(100));
-        let mut state = self.state.lock().unwrap();
+        let mut state = lock(&self.state);
         for s in state.open.drain(..) {
             let _ = s.shutdown(Shutdown::Both);
         }
@@ -180,10 +189,10 @@ impl PrivateBroker {
                         let _ = client.set_nodelay(true);
                         let _ = server.set_nodelay(true);
                         {
-                            let mut st = state.lock().unwrap();
+                            let mut st = lock(&state);
                             st.connections += 1;
-                            st.open.push(client.try_clone().unwrap());
-                            st.open.push(server.try_clone().unwrap());
+                            st.open.push(client.try_clone().expect("a client socket"));
+                            st.open.push(server.try_clone().expect("a broker socket"));
                         }
                         pipe(client, server, Arc::clone(&state));
                     }
@@ -197,7 +206,10 @@ impl PrivateBroker {
 /// Copies bytes both ways; on the way to the broker, reads Kafka's framing (4-byte length,
 /// then the request header starting with the API key) to count requests.
 fn pipe(client: TcpStream, server: TcpStream, state: Arc<Mutex<ProxyState>>) {
-    let (mut c_read, mut s_write) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+    let (mut c_read, mut s_write) = (
+        client.try_clone().expect("a client socket"),
+        server.try_clone().expect("a broker socket"),
+    );
     std::thread::spawn(move || {
         let mut len = [0u8; 4];
         loop {
@@ -211,7 +223,7 @@ fn pipe(client: TcpStream, server: TcpStream, state: Arc<Mutex<ProxyState>>) {
             }
             if n >= 2 {
                 let key = i16::from_be_bytes([body[0], body[1]]);
-                *state.lock().unwrap().counts.entry(key).or_default() += 1;
+                *lock(&state).counts.entry(key).or_default() += 1;
             }
             if s_write.write_all(&len).is_err() || s_write.write_all(&body).is_err() {
                 break;
