@@ -8,6 +8,10 @@
 # Not built yet: the development machines have no Docker engine. The library list below was
 # checked with `ldd` on a build of the same features on Debian 12.
 #
+# The image is built with `--no-default-features`: that leaves out `kedge dev` and the
+# embedded test API server (`local-cluster`) it runs on, so the production binary carries no
+# code of a stand-in Kubernetes.
+#
 # Offline builds (no access to crates.io): vendor the dependencies into the build context first,
 #
 #   mkdir -p .cargo && cargo vendor --locked vendor > .cargo/config.toml
@@ -26,7 +30,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     set -eux; \
     offline=""; \
     if [ -d vendor ] && [ -f .cargo/config.toml ]; then offline="--offline"; fi; \
-    cargo build --release --locked $offline -p kedge; \
+    cargo build --release --locked $offline -p kedge --no-default-features; \
     mkdir -p /out/lib; \
     cp target/release/kedge /out/kedge
 # The shared libraries kedge needs beyond what distroless/cc has (glibc, libgcc_s, libstdc++,

@@ -31,6 +31,8 @@ scripts/validate-manifests.sh
 
 step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The image's build (Dockerfile): kedge without `kedge dev` and its embedded local-cluster.
+cargo clippy -p kedge --locked --no-default-features -- -D warnings
 
 step "cargo test"
 cargo test --workspace --locked "$@"

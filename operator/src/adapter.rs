@@ -70,24 +70,6 @@ pub struct AdapterArgs {
     pub insecure_disable_adapter_auth: bool,
 }
 
-impl Default for AdapterArgs {
-    fn default() -> Self {
-        Self {
-            secure_port: 6443,
-            secure_bind_address: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-            cert_file: None,
-            key_file: None,
-            cert_secret_name: "kedge-certs".into(),
-            metrics_service_name: "kedge-metrics-apiserver".into(),
-            apiservice_name: "v1beta1.external.metrics.k8s.io".into(),
-            patch_apiservice_ca_bundle: true,
-            grpc_port: 9666,
-            pod_ip: None,
-            insecure_disable_adapter_auth: false,
-        }
-    }
-}
-
 /// Why the adapter could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum AdapterError {

@@ -32,6 +32,7 @@ enum Command {
     /// Never touches a real cluster: starts the embedded API server, installs the CRDs, writes
     /// a kubeconfig for kubectl, applies examples/, runs the operator, and prints what scales
     /// and why.
+    #[cfg(feature = "dev")]
     Dev(crate::dev::DevArgs),
     /// Validate ScaledObjects offline and show the HPA kedge would create for each.
     ///
@@ -75,14 +76,30 @@ struct CheckArgs {
         value_name = "NAMESPACE"
     )]
     cluster_object_namespace: String,
-    /// Timeout of each --live query, in milliseconds.
+    /// Timeout of each --live query.
+    #[command(flatten)]
+    timeout: HttpTimeout,
+}
+
+/// `KEDA_HTTP_DEFAULT_TIMEOUT`: one flag name and one default for every command that reads it.
+#[derive(Clone, Copy, Debug, Args)]
+pub struct HttpTimeout {
+    /// Timeout of calls to data sources, in milliseconds.
     #[arg(
-        long,
+        long = "http-timeout-ms",
+        visible_alias = "timeout-ms",
         env = "KEDA_HTTP_DEFAULT_TIMEOUT",
         default_value_t = 3000,
         value_name = "MS"
     )]
-    timeout_ms: u64,
+    pub millis: u64,
+}
+
+impl HttpTimeout {
+    /// The timeout.
+    pub fn duration(self) -> Duration {
+        Duration::from_millis(self.millis)
+    }
 }
 
 #[derive(Debug, Args)]
@@ -127,6 +144,7 @@ pub fn main_with_registry(registry: Registry) -> ExitCode {
             },
             Err(code) => code,
         },
+        #[cfg(feature = "dev")]
         Command::Dev(args) => match runtime() {
             Ok(rt) => match rt.block_on(crate::dev::run(args, registry)) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -192,7 +210,7 @@ async fn check(args: CheckArgs, registry: &Registry) -> ExitCode {
         resolve: ResolveSettings {
             cluster_object_namespace: args.cluster_object_namespace,
         },
-        timeout: Some(Duration::from_millis(args.timeout_ms)),
+        timeout: Some(args.timeout.duration()),
     };
     let reports = check::check(&inventory, registry, &options).await;
     match args.output {

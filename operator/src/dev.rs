@@ -289,30 +289,18 @@ pub async fn run(args: DevArgs, registry: Registry) -> Result<(), DevError> {
     println!(
         "kedge dev: external metrics API on https://{adapter_addr} (try: kubectl get --raw /apis/external.metrics.k8s.io/v1beta1)"
     );
-    let run_args = RunArgs {
-        watch_namespace: String::new(),
-        pod_namespace: DEV_NAMESPACE.into(),
-        cluster_object_namespace: None,
-        http_timeout_ms: 3000,
-        metrics_bind_address: "127.0.0.1:0"
-            .parse()
-            .map_err(|e| std::io::Error::other(format!("{e}")))?,
-        leader_elect: false,
-        leader_election_id: "kedge-operator".into(),
-        identity: Some("kedge-dev".into()),
-        max_concurrent_polls: crate::scale_loop::DEFAULT_CONCURRENCY,
-        resync_seconds: 300,
-        max_concurrent_reconciles: 20,
-        log_format: args.log_format,
-        client: Default::default(),
-        // The embedded cluster authenticates itself to the adapter with a front-proxy client
-        // certificate as kube-apiserver does, so the adapter keeps its auth on.
-        adapter: crate::adapter::AdapterArgs {
-            secure_port: adapter_addr.port(),
-            secure_bind_address: adapter_addr.ip(),
-            ..Default::default()
-        },
-    };
+    // `kedge run`'s own defaults, with what the embedded cluster needs instead.
+    let mut run_args = RunArgs::defaults();
+    run_args.watch_namespace = String::new();
+    run_args.pod_namespace = DEV_NAMESPACE.into();
+    run_args.metrics_bind_address = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    run_args.leader_elect = false;
+    run_args.identity = Some("kedge-dev".into());
+    run_args.log_format = args.log_format;
+    // The embedded cluster authenticates itself to the adapter with a front-proxy client
+    // certificate as kube-apiserver does, so the adapter keeps its auth on.
+    run_args.adapter.secure_port = adapter_addr.port();
+    run_args.adapter.secure_bind_address = adapter_addr.ip();
     let view_client = client.clone();
     tokio::spawn(async move {
         let mut last = String::new();

@@ -2,8 +2,8 @@
 //!
 //! The `kedge` binary is this crate. What it offers as a library is small: the CRD types
 //! ([`crd`]), the pure scaling rules ([`policy`]), the command line a custom build with its own
-//! scalers calls ([`cli::main_with_registry`]), and the embedded-cluster helpers of
-//! `kedge dev` ([`dev`]). Everything else is the operator's inside.
+//! scalers calls ([`cli::main_with_registry`]), and, with the default `dev` feature, the
+//! embedded-cluster helpers of `kedge dev` ([`dev`]). Everything else is the operator's inside.
 //!
 //! | module | what |
 //! |---|---|
@@ -25,6 +25,7 @@ pub(crate) mod check;
 pub mod cli;
 pub(crate) mod controller;
 pub mod crd;
+#[cfg(feature = "dev")]
 pub mod dev;
 pub(crate) mod events;
 pub(crate) mod hpa;

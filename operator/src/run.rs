@@ -35,14 +35,9 @@ pub struct RunArgs {
     /// the pod's namespace.
     #[arg(long, env = "KEDA_CLUSTER_OBJECT_NAMESPACE")]
     pub cluster_object_namespace: Option<String>,
-    /// Timeout of calls to data sources, in milliseconds.
-    #[arg(
-        long,
-        env = "KEDA_HTTP_DEFAULT_TIMEOUT",
-        default_value_t = 3000,
-        value_name = "MS"
-    )]
-    pub http_timeout_ms: u64,
+    /// Timeout of calls to data sources.
+    #[command(flatten)]
+    pub http_timeout: crate::cli::HttpTimeout,
     /// Address of `/metrics`, `/healthz` and `/readyz`.
     #[arg(long, default_value = "0.0.0.0:8080")]
     pub metrics_bind_address: SocketAddr,
@@ -97,6 +92,47 @@ pub enum RunError {
     /// The metrics adapter could not start.
     #[error(transparent)]
     Adapter(#[from] crate::adapter::AdapterError),
+    /// A task kedge cannot work without ended: leader election or the controller. The process
+    /// exits non-zero so the kubelet restarts it, rather than holding a lease it does not use.
+    #[error("{task} stopped: {why}")]
+    TaskEnded {
+        /// Which task.
+        task: &'static str,
+        /// How it ended (a panic message, or that it returned).
+        why: String,
+    },
+}
+
+impl RunArgs {
+    /// The settings `kedge run` has with no flags: clap's defaults (and the environment
+    /// variables it honours), the one place they are written.
+    #[cfg(any(feature = "dev", test))]
+    pub fn defaults() -> Self {
+        #[derive(clap::Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            run: RunArgs,
+        }
+        <Defaults as clap::Parser>::parse_from(["kedge-run"]).run
+    }
+}
+
+fn ended(task: &'static str, result: Result<(), tokio::task::JoinError>) -> RunError {
+    let why = match result {
+        Ok(()) => "it returned".to_owned(),
+        Err(e) if e.is_panic() => {
+            let panic = e.into_panic();
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic".to_owned());
+            format!("panicked: {message}")
+        }
+        Err(e) => e.to_string(),
+    };
+    error!("{task} stopped ({why}); exiting");
+    RunError::TaskEnded { task, why }
 }
 
 struct Health {
@@ -199,7 +235,8 @@ pub async fn run_with_client(
     )
     .await?;
     let (leading_tx, mut leading_rx) = watch::channel(!args.leader_elect);
-    if args.leader_elect {
+    // Without leader election there is no election task; a future that never ends stands in.
+    let mut election: tokio::task::JoinHandle<()> = if args.leader_elect {
         let settings = LeaseSettings::new(
             &args.pod_namespace,
             &args.leader_election_id,
@@ -210,9 +247,13 @@ pub async fn run_with_client(
             settings,
             leading_tx,
             adapter.holder.clone(),
-        ));
-    }
-    let _ = ready_tx.send(true);
+        ))
+    } else {
+        tokio::spawn(async move {
+            let _keep = leading_tx;
+            std::future::pending::<()>().await
+        })
+    };
 
     let settings = Settings {
         resolve: ResolveSettings {
@@ -221,7 +262,7 @@ pub async fn run_with_client(
                 .clone()
                 .unwrap_or_else(|| args.pod_namespace.clone()),
         },
-        timeout: Duration::from_millis(args.http_timeout_ms),
+        timeout: args.http_timeout.duration(),
         namespace: Some(args.watch_namespace.clone()).filter(|n| !n.is_empty()),
         resync: Duration::from_secs(args.resync_seconds.max(10)),
         max_concurrent_reconciles: args.max_concurrent_reconciles,
@@ -232,9 +273,12 @@ pub async fn run_with_client(
     loop {
         // Followers wait here; a leader runs until it loses the lease or is told to stop.
         while !*leading_rx.borrow() {
+            // A follower answers metric reads by forwarding them: it is ready.
+            let _ = ready_tx.send(true);
             tokio::select! {
                 _ = &mut shutdown => return Ok(()),
-                changed = leading_rx.changed() => if changed.is_err() { return Ok(()) },
+                result = &mut election => return Err(ended("leader election", result)),
+                _ = leading_rx.changed() => {}
             }
         }
         info!(%identity, "leading: starting the controller and the scale loop");
@@ -254,7 +298,18 @@ pub async fn run_with_client(
             args.max_concurrent_polls,
         );
         let (stop_tx, mut stop_rx) = watch::channel(false);
-        let controller = tokio::spawn(controller::run(
+        let (synced_tx, mut synced_rx) = watch::channel(false);
+        {
+            // The leader is ready once its caches are complete (and stays ready after a
+            // takeover: it answered as a follower until then).
+            let ready_tx = ready_tx.clone();
+            tokio::spawn(async move {
+                if synced_rx.wait_for(|synced| *synced).await.is_ok() {
+                    let _ = ready_tx.send(true);
+                }
+            });
+        }
+        let mut controller = tokio::spawn(controller::run(
             controller::Wiring {
                 client: client.clone(),
                 registry: registry.clone(),
@@ -263,6 +318,7 @@ pub async fn run_with_client(
                 scale_loop: scale_loop.clone(),
                 events: events.clone(),
                 metrics: Arc::clone(&metrics),
+                synced: synced_tx,
             },
             async move {
                 let _ = stop_rx.wait_for(|stop| *stop).await;
@@ -284,6 +340,15 @@ pub async fn run_with_client(
                 stop_writing(runtimes, scale_loop).await;
                 let _ = tokio::time::timeout(Duration::from_secs(5), controller).await;
                 return Ok(());
+            }
+            result = &mut controller => {
+                stop_writing(runtimes, scale_loop).await;
+                return Err(ended("the controller", result));
+            }
+            result = &mut election => {
+                controller.abort();
+                stop_writing(runtimes, scale_loop).await;
+                return Err(ended("leader election", result));
             }
             _ = leading_rx.wait_for(|leading| !*leading) => {
                 // Stop writing at once: another replica may be about to take over.
@@ -331,5 +396,36 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_clap_defaults() {
+        let d = RunArgs::defaults();
+        assert_eq!(d.pod_namespace, "keda");
+        assert_eq!(d.resync_seconds, 300);
+        assert_eq!(d.max_concurrent_reconciles, 20);
+        assert_eq!(d.adapter.secure_port, 6443);
+        assert_eq!(d.adapter.grpc_port, 9666);
+        assert!(d.adapter.patch_apiservice_ca_bundle);
+        assert!(!d.leader_elect);
+    }
+
+    #[tokio::test]
+    async fn a_task_that_ends_is_an_error_that_says_how() {
+        let returned = tokio::spawn(async {}).await;
+        assert_eq!(
+            ended("the controller", returned).to_string(),
+            "the controller stopped: it returned"
+        );
+        let panicked = tokio::spawn(async { panic!("boom") }).await;
+        assert_eq!(
+            ended("leader election", panicked).to_string(),
+            "leader election stopped: panicked: boom"
+        );
     }
 }

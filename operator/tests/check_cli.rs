@@ -267,3 +267,21 @@ fn table_output_is_readable() {
         "{text}"
     );
 }
+
+#[test]
+fn the_timeout_flag_has_run_s_name_and_keeps_its_old_one() {
+    // `kedge run` and `kedge check` read KEDA_HTTP_DEFAULT_TIMEOUT through one flag name;
+    // `--timeout-ms`, what `kedge check` called it first, still works.
+    for flag in ["--http-timeout-ms", "--timeout-ms"] {
+        let out = kedge(
+            &["check", "-o", "json", flag, "500", "-f", "-"],
+            Some(BROKEN_CRON),
+        );
+        assert_eq!(out.status.code(), Some(1), "{flag}: {out:?}");
+        assert_eq!(json(&out)[0]["valid"], false, "{flag}");
+    }
+    let help = kedge(&["check", "--help"], None);
+    assert!(String::from_utf8_lossy(&help.stdout).contains("--http-timeout-ms"));
+    let help = kedge(&["run", "--help"], None);
+    assert!(String::from_utf8_lossy(&help.stdout).contains("--http-timeout-ms"));
+}

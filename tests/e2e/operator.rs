@@ -432,14 +432,70 @@ async fn leader_failover_between_two_processes() {
     );
 }
 
+/// `GET http://{addr}{path}` with curl: the body, then the status code on its own line.
+async fn http_get(addr: &str, path: &str) -> Option<String> {
+    let out = std::process::Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "-",
+            "-w",
+            "\n%{http_code}",
+            &format!("http://{addr}{path}"),
+        ])
+        .output()
+        .ok()?;
+    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn free_loopback_addr() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn ready_only_once_the_watches_have_listed_everything() {
+    // Before kedge's CRDs are served the ScaledObject watch cannot list anything: a replica
+    // that said ready then would serve and act on empty caches.
+    let c = Cluster::start_without_crds("readyz", 1).await;
+    let addr = free_loopback_addr();
+    let kedge = c.run_kedge("kedge", &["--metrics-bind-address", &addr]);
+    let unready = eventually(MINUTE, "/readyz to answer", || async {
+        http_get(&addr, "/readyz")
+            .await
+            .filter(|r| r.ends_with("503"))
+    })
+    .await;
+    assert!(unready.starts_with("starting"), "{unready}");
+    // It stays unready while the CRDs are missing, and stays up.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        http_get(&addr, "/readyz").await.unwrap().ends_with("503"),
+        "{}",
+        kedge.output()
+    );
+    kedge::dev::install_crds(&c.client).await.unwrap();
+    eventually(
+        MINUTE,
+        "/readyz to turn 200 once the watches synced",
+        || async {
+            http_get(&addr, "/readyz")
+                .await
+                .filter(|r| r.ends_with("200"))
+        },
+    )
+    .await;
+    assert!(
+        kedge.output().contains("watches synced"),
+        "{}",
+        kedge.output()
+    );
+}
+
 #[tokio::test]
 async fn metrics_and_health_endpoints_use_keda_names() {
     let c = Cluster::start("metrics").await;
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let addr = format!("127.0.0.1:{port}");
+    let addr = free_loopback_addr();
     let _kedge = c.run_kedge("kedge", &["--metrics-bind-address", &addr]);
     create_deployment(&c.client, NS, "m", 0).await;
     scaled_object(&c.client, "m", json!({}), cron(true, "2")).await;
@@ -447,23 +503,7 @@ async fn metrics_and_health_endpoints_use_keda_names() {
         (replicas(&c.client, NS, "m").await == Some(1)).then_some(())
     })
     .await;
-    let get = |path: &'static str| {
-        let addr = addr.clone();
-        async move {
-            let out = std::process::Command::new("curl")
-                .args([
-                    "-s",
-                    "-o",
-                    "-",
-                    "-w",
-                    "\n%{http_code}",
-                    &format!("http://{addr}{path}"),
-                ])
-                .output()
-                .ok()?;
-            Some(String::from_utf8_lossy(&out.stdout).into_owned())
-        }
-    };
+    let get = |path: &'static str| http_get(&addr, path);
     let metrics = eventually(MINUTE, "/metrics with scaler values", || async {
         get("/metrics")
             .await
@@ -481,7 +521,8 @@ async fn metrics_and_health_endpoints_use_keda_names() {
     }
     assert!(metrics.contains("scaledObject=\"m\""), "{metrics}");
     assert!(get("/healthz").await.unwrap().ends_with("200"));
-    assert!(get("/readyz").await.unwrap().ends_with("200"));
+    let ready = get("/readyz").await.unwrap();
+    assert!(ready.ends_with("200"), "{ready}");
 }
 
 #[tokio::test]

@@ -17,11 +17,12 @@ mod paused;
 mod reconcile;
 mod scalers;
 mod status;
+mod synced;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt as _;
+use futures::{StreamExt as _, TryStreamExt as _};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::Api;
@@ -36,6 +37,7 @@ use tracing::{info, warn};
 
 pub use deps::Dependencies;
 pub use index::ScaledObjectIndex;
+use synced::{SyncTracker, Watch};
 
 use crate::crd::{ClusterTriggerAuthentication, ScaledObject, TriggerAuthentication};
 use crate::events::EventPublisher;
@@ -94,6 +96,8 @@ pub struct Context {
     pub scaled_object_index: ScaledObjectIndex,
     /// Who reads what.
     pub deps: Dependencies,
+    /// Whether every watch has listed its objects.
+    sync: SyncTracker,
     /// Status writers by object, shared with the scale loop through the runtimes.
     pub writers: std::sync::Mutex<std::collections::HashMap<ObjectKey, Arc<StatusWriter>>>,
 }
@@ -195,6 +199,9 @@ pub struct Wiring {
     pub events: EventPublisher,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// Set to true once every watch has listed its objects (the caches the reconciler reads
+    /// are complete), so `/readyz` does not report a replica ready on empty caches.
+    pub synced: tokio::sync::watch::Sender<bool>,
 }
 
 /// A hash of what a reconcile acts on: the spec (by `generation`), labels, annotations (paused,
@@ -228,6 +235,7 @@ pub async fn run(
         scale_loop,
         events,
         metrics,
+        synced,
     } = wiring;
     let ns = settings.namespace.clone();
     let so_api: Api<ScaledObject> = api_for(&client, ns.as_deref());
@@ -239,10 +247,19 @@ pub async fn run(
 
     let (ta_store, ta_writer) = reflector::store();
     let (cta_store, cta_writer) = reflector::store();
+    let sync = SyncTracker::new(synced);
     let ta_stream = reflector::reflector(ta_writer, watcher(ta_api, watcher::Config::default()))
+        .inspect_ok({
+            let sync = sync.clone();
+            move |e| sync.observe(Watch::TriggerAuthentications, e)
+        })
         .default_backoff()
         .touched_objects();
     let cta_stream = reflector::reflector(cta_writer, watcher(cta_api, watcher::Config::default()))
+        .inspect_ok({
+            let sync = sync.clone();
+            move |e| sync.observe(Watch::ClusterTriggerAuthentications, e)
+        })
         .default_backoff()
         .touched_objects();
     // Secrets and ConfigMaps: metadata only (values are fetched when a dependent reconciles),
@@ -261,10 +278,12 @@ pub async fn run(
     let so_index = ScaledObjectIndex::default();
     let so_events = {
         let index = so_index.clone();
+        let sync = sync.clone();
         watcher(so_api, watcher::Config::default()).map(move |event| {
             event.map(|event| {
                 let event = event.modify(|so| so.metadata.managed_fields = None);
                 index.apply(&event);
+                sync.observe(Watch::ScaledObjects, &event);
                 event
             })
         })
@@ -290,6 +309,7 @@ pub async fn run(
         scaled_objects: controller.store(),
         scaled_object_index: so_index,
         deps: Dependencies::default(),
+        sync,
         writers: Default::default(),
     });
     let (c1, c2, c3, c4) = (
@@ -339,6 +359,9 @@ pub async fn run(
 
 /// The entry point the controller calls.
 async fn reconcile(so: Arc<ScaledObject>, ctx: Arc<Context>) -> Result<Action, Error> {
+    // kube's controller starts once the ScaledObject cache is complete; an auth that is not in
+    // the TriggerAuthentication caches yet would read as missing.
+    ctx.sync.wait().await;
     let started = Instant::now();
     let api: Api<ScaledObject> = Api::namespaced(ctx.client.clone(), &ObjectKey::of(&so).namespace);
     let result = finalizer(&api, FINALIZER, so, |event| async {

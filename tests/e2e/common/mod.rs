@@ -119,6 +119,16 @@ impl Cluster {
     /// Starts a cluster whose HPA controller syncs every `hpa_sync_seconds` (kube-controller-
     /// manager's default is 15), and installs kedge's CRDs.
     pub async fn start_with_hpa_sync(name: &str, hpa_sync_seconds: u32) -> Cluster {
+        let cluster = Self::start_without_crds(name, hpa_sync_seconds).await;
+        kedge::dev::install_crds(&cluster.client)
+            .await
+            .expect("install CRDs");
+        cluster
+    }
+
+    /// Starts a cluster that does not serve kedge's CRDs yet (install them with
+    /// `kedge::dev::install_crds`).
+    pub async fn start_without_crds(name: &str, hpa_sync_seconds: u32) -> Cluster {
         let dir = temp_dir(name);
         let kubeconfig = dir.join("kubeconfig");
         let mut cmd = Command::new(kedge_bin());
@@ -145,9 +155,6 @@ impl Cluster {
             .await
             .expect("client config");
         let client = Client::try_from(config).expect("client");
-        kedge::dev::install_crds(&client)
-            .await
-            .expect("install CRDs");
         Cluster {
             process,
             kubeconfig,
