@@ -13,6 +13,8 @@
 //! The dependency direction is `operator → metrics-adapter → scaler-core`: this crate knows
 //! nothing about ScaledObjects beyond the provider seam.
 
+#![warn(missing_docs)]
+
 pub mod auth;
 pub mod config;
 pub mod discovery;

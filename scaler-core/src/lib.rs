@@ -97,6 +97,8 @@
 //! # });
 //! ```
 
+#![warn(missing_docs)]
+
 // Lets the derive's `::scaler_core::` paths resolve inside this crate's own tests.
 extern crate self as scaler_core;
 

@@ -3,6 +3,8 @@
 //!
 //! [`registry`] returns a [`scaler_core::Registry`] holding every scaler this build includes.
 
+#![warn(missing_docs)]
+
 #[cfg(feature = "aws-sqs-queue")]
 pub mod aws_sqs;
 #[cfg(any(feature = "prometheus", feature = "external", feature = "rabbitmq"))]

@@ -10,6 +10,8 @@
 //! Everything uses the ring crypto provider ([`provider`]), as kube-rs does in this workspace,
 //! and fails with one error type, [`Error`].
 
+#![warn(missing_docs)]
+
 #[cfg(feature = "ca")]
 pub mod ca;
 mod error;

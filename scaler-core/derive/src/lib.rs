@@ -1,6 +1,8 @@
 //! The `ScalerParams` derive of `scaler-core`. Use it as `scaler_core::ScalerParams`; the
 //! attributes are documented on the `scaler_core::ScalerParams` trait.
 
+#![warn(missing_docs)]
+
 use proc_macro::TokenStream;
 use proc_macro2::TokenStream as Tokens;
 use quote::{format_ident, quote};
@@ -10,6 +12,8 @@ use syn::{
     LitStr, PathArguments, Token, Type, UnOp, parenthesized, parse_macro_input,
 };
 
+/// Derives `scaler_core::ScalerParams` for a struct of trigger parameters: each field is
+/// looked up by its `#[param(...)]` declaration (name, aliases, order of sources, default).
 #[proc_macro_derive(ScalerParams, attributes(param, params))]
 pub fn derive_scaler_params(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
