@@ -119,6 +119,14 @@ pub fn validate(so: &ScaledObject) -> Findings {
                 ));
             }
         }
+        // Compiled and run once with dummy values, as KEDA's webhook does, within the cost
+        // bounds of `check_cost`: a formula that would fail at every poll is refused here.
+        if let Some(formula) = spec.scaling_formula() {
+            let names = crate::policy::modifiers::formula_trigger_names(&spec.triggers);
+            if let Err(e) = crate::policy::modifiers::compile(formula, &names) {
+                f.errors.push(e);
+            }
+        }
     }
 
     // Fallback (CheckFallbackValid).
@@ -314,6 +322,32 @@ spec:
         assert!(
             f.errors.iter().any(|e| e.contains("FailureThreshold=-1")),
             "{f:?}"
+        );
+    }
+
+    #[test]
+    fn formulas_are_compiled_at_admission_within_their_cost_bounds() {
+        let named = BASE.replace(
+            "    - type: cron\n",
+            "    - type: cron\n      name: office\n",
+        );
+        let with_formula = |formula: &str| {
+            so(&format!(
+                "{named}  advanced:\n    scalingModifiers:\n      target: \"2\"\n      formula: '{formula}'\n"
+            ))
+        };
+        assert!(validate(&with_formula("office * 2")).errors.is_empty());
+        let bomb = validate(&with_formula("count(1..2000000000, {# > 0})"));
+        assert!(
+            bomb.errors
+                .iter()
+                .any(|e| e.contains("advanced.scalingModifiers.formula: ranges")),
+            "{bomb:?}"
+        );
+        let unknown = validate(&with_formula("nobody + 1"));
+        assert!(
+            unknown.errors.iter().any(|e| e.contains("formula")),
+            "{unknown:?}"
         );
     }
 

@@ -217,9 +217,9 @@ impl MetricsSource {
             scaled_object: rt.key.to_string(),
             metric: COMPOSITE_METRIC_NAME.to_owned(),
         };
-        let m = spec
+        let (m, formula) = spec
             .scaling_modifiers()
-            .filter(|_| spec.scaling_formula().is_some())
+            .zip(rt.formula.as_deref())
             .ok_or_else(not_found)?;
         let settings = FallbackSettings::from_spec(spec);
         let health = rt.status.current().await.health.unwrap_or_default();
@@ -246,12 +246,6 @@ impl MetricsSource {
                 values.insert(name.clone(), v);
             }
         }
-        let names = modifiers::formula_trigger_names(&spec.triggers);
-        let formula = modifiers::compile(m.formula.as_deref().unwrap_or_default(), &names)
-            .map_err(|e| MetricError::Failed {
-                metric: COMPOSITE_METRIC_NAME.to_owned(),
-                message: e,
-            })?;
         match formula.evaluate(&values) {
             Ok(v) => Ok(vec![MetricValue::new(COMPOSITE_METRIC_NAME, v)]),
             Err(e) => {
@@ -351,6 +345,7 @@ mod tests {
                 }],
                 use_cached_metrics: use_cached,
             }],
+            formula: None,
             target,
             status: Arc::new(StatusWriter::new(
                 kube::Api::namespaced(client, "ns"),

@@ -69,6 +69,8 @@ pub struct ScaledObjectRuntime {
     pub fingerprint: u64,
     /// The built triggers, in `spec.triggers` order (cpu/memory excluded).
     pub triggers: Vec<TriggerRuntime>,
+    /// `advanced.scalingModifiers.formula`, compiled once when the object was reconciled.
+    pub formula: Option<Arc<crate::policy::modifiers::Formula>>,
     /// The scale target.
     pub target: Target,
     /// The status writer shared with the reconciler.

@@ -52,6 +52,13 @@ pub(super) async fn install(
         object: runtime_copy(so),
         fingerprint: scalers.fingerprint,
         triggers: scalers.triggers,
+        // Admission compiled it already; this is the copy polls and HPA reads evaluate.
+        formula: so.spec.scaling_formula().and_then(|f| {
+            let names = crate::policy::modifiers::formula_trigger_names(&so.spec.triggers);
+            crate::policy::modifiers::compile(f, &names)
+                .ok()
+                .map(Arc::new)
+        }),
         target,
         status: writer,
         metrics: std::sync::RwLock::new(

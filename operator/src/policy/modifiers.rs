@@ -58,6 +58,79 @@ const FLOAT_CAST_PREFIX: &str = "float(";
 /// The value every named trigger takes in KEDA's validation run.
 const VALIDATION_VALUE: f64 = -1.0;
 
+/// The longest formula accepted, in bytes. KEDA's documented formulas are under 200.
+pub const MAX_FORMULA_BYTES: usize = 1024;
+
+/// Identifiers a formula may not use: they build values far larger than the formula itself
+/// (`repeat`, `replace`) or bind variables that can double a value at every step (`let`).
+const FORBIDDEN_IDENTIFIERS: [&str; 3] = ["let", "repeat", "replace"];
+
+/// Rejects a formula whose evaluation cost is not bounded by its length, before it is compiled.
+///
+/// A tenant writes the formula and kedge evaluates it at every poll and every HPA read, so its
+/// cost must be bounded: at most [`MAX_FORMULA_BYTES`], no ranges (`1..2000000000` allocates
+/// the whole range), no statements, none of [`FORBIDDEN_IDENTIFIERS`], and braces (closures
+/// such as `{# > 1}`, map literals) at most one level deep, so no closure iterates inside
+/// another. What remains (arithmetic, comparisons, `?:`, `??`, the number builtins, predicates
+/// over a literal list) runs in time linear in its length, and every formula in KEDA's docs
+/// passes.
+pub fn check_cost(formula: &str) -> Result<(), String> {
+    let problem = |why: String| Err(format!("advanced.scalingModifiers.formula: {why}"));
+    if formula.len() > MAX_FORMULA_BYTES {
+        return problem(format!(
+            "{} bytes long; at most {MAX_FORMULA_BYTES} are allowed",
+            formula.len()
+        ));
+    }
+    let mut depth = 0usize;
+    let mut chars = formula.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '"' | '\'' | '`' => {
+                // A string literal: skipped, escapes included (backquoted strings have none).
+                while let Some((_, q)) = chars.next() {
+                    if q == '\\' && c != '`' {
+                        chars.next();
+                    } else if q == c {
+                        break;
+                    }
+                }
+            }
+            '.' if chars.peek().is_some_and(|(_, n)| *n == '.') => {
+                return problem("ranges (`..`) are not allowed".to_owned());
+            }
+            ';' => return problem("statements (`;`) are not allowed".to_owned()),
+            '{' => {
+                depth += 1;
+                if depth > 1 {
+                    return problem(
+                        "closures and maps may not be nested (`{` inside `{`)".to_owned(),
+                    );
+                }
+            }
+            '}' => depth = depth.saturating_sub(1),
+            c if c.is_alphabetic() || c == '_' => {
+                let start = i;
+                let mut end = i + c.len_utf8();
+                while let Some((j, n)) = chars.peek().copied() {
+                    if n.is_alphanumeric() || n == '_' {
+                        end = j + n.len_utf8();
+                        chars.next();
+                    } else {
+                        break;
+                    }
+                }
+                let ident = &formula[start..end];
+                if FORBIDDEN_IDENTIFIERS.contains(&ident) {
+                    return problem(format!("`{ident}` is not allowed"));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// A compiled, validated `scalingModifiers.formula`.
 #[derive(Clone, Debug)]
 pub struct Formula {
@@ -118,6 +191,8 @@ pub fn compile<S: AsRef<str>>(formula: &str, trigger_names: &[S]) -> Result<Form
     if formula.is_empty() {
         return Err("ScalingModifiers.Formula is mandatory".to_owned());
     }
+    check_cost(formula)
+        .map_err(|e| format!("error validating formula in ScalingModifiers: {e}"))?;
     let expression = cast_to_float_if_necessary(formula);
     let program = expr::compile(&expression).map_err(|e| {
         format!("error validating formula in ScalingModifiers: failed to compile formula: {e}")
@@ -208,6 +283,34 @@ mod tests {
     use super::*;
 
     const TRIGGERS: [&str; 3] = ["trig_one", "trig_two", "trig_three"];
+
+    #[test]
+    fn formulas_whose_cost_is_unbounded_are_rejected_before_they_run() {
+        let rejected = |f: &str, why: &str| {
+            let e = compile(f, &TRIGGERS).unwrap_err();
+            assert!(
+                e.contains("advanced.scalingModifiers.formula") && e.contains(why),
+                "{f}: {e}"
+            );
+        };
+        rejected("count(1..2000000000, {# > 0})", "ranges");
+        rejected("trig_one + len(repeat(\"a\", 1000000000))", "`repeat`");
+        rejected("len(replace(\"aaaa\", \"a\", \"aaaa\"))", "`replace`");
+        rejected("let a = trig_one; a + a", "`let`");
+        rejected("trig_one; trig_two", "statements");
+        rejected("count([1, 2], {count([1, 2], {# > 0}) > 0})", "nested");
+        rejected(&format!("trig_one{}", " + 1".repeat(300)), "at most 1024");
+        // What looks forbidden inside a string literal, or as part of a longer name, is fine.
+        compile("trig_one + (\"a..b;{{\" == \"x\" ? 1 : 0)", &TRIGGERS).unwrap();
+        compile("trig_one", &["trig_one", "replaced_by"]).unwrap();
+        compile(
+            "count([trig_one, trig_two, trig_three], {# > 1})",
+            &TRIGGERS,
+        )
+        .unwrap();
+        compile("trig_one > 2 ? trig_one + trig_two : 1", &TRIGGERS).unwrap();
+        compile("trig_one ?? 0", &TRIGGERS).unwrap();
+    }
 
     fn values(pairs: &[(&str, Option<f64>)]) -> BTreeMap<String, Option<f64>> {
         pairs.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()

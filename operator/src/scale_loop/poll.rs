@@ -189,11 +189,10 @@ pub async fn poll(ctx: &PollContext, rt: &ScaledObjectRuntime) {
 
     let composite = spec
         .scaling_modifiers()
-        .zip(spec.scaling_formula())
+        .zip(rt.formula.as_deref())
         .map(|(m, formula)| {
-            let names = modifiers::formula_trigger_names(&spec.triggers);
-            let value = modifiers::compile(formula, &names)
-                .and_then(|f| f.evaluate(&formula_values))
+            let value = formula
+                .evaluate(&formula_values)
                 .map_err(|e| warn!(scaledobject = %rt.key, "{e}"))
                 .ok();
             if let Some(v) = value {
