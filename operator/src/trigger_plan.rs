@@ -95,6 +95,7 @@ impl TriggerPlan {
             cfg.use_cached_metrics.hash(&mut h);
             cfg.as_metric_source.hash(&mut h);
             cfg.timeout.hash(&mut h);
+            cfg.pod_identity.hash(&mut h);
         }
         h.finish()
     }
@@ -129,6 +130,7 @@ fn scaler_config(
         }
         .to_owned(),
         use_cached_metrics: trigger.use_cached_metrics(),
+        pod_identity: auth.pod_identity,
         namespace: ctx.namespace.to_owned(),
         scaled_object: ctx.scaled_object.to_owned(),
         timeout: ctx.timeout,

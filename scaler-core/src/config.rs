@@ -73,6 +73,11 @@ pub struct ScalerConfig {
     pub timeout: Duration,
     /// True when the trigger only feeds a `scalingModifiers` formula; its own target may be absent.
     pub as_metric_source: bool,
+    /// `podIdentity.provider` of the trigger's TriggerAuthentication (`aws`, `azure-workload`,
+    /// `gcp`, ...), when it names one other than `none`. A scaler that would otherwise use the
+    /// operator's own cloud identity requires it, so a trigger cannot borrow that identity just
+    /// by leaving its credentials out.
+    pub pod_identity: Option<String>,
 }
 
 /// The default timeout for calls to a data source, KEDA's `KEDA_HTTP_DEFAULT_TIMEOUT` default.
@@ -96,6 +101,7 @@ impl ScalerConfig {
             scaled_object: String::new(),
             timeout: DEFAULT_TIMEOUT,
             as_metric_source: false,
+            pod_identity: None,
         }
     }
 
@@ -114,6 +120,12 @@ impl ScalerConfig {
     /// Sets one resolved environment variable.
     pub fn with_resolved_env(mut self, key: impl Into<String>, value: impl Into<Secret>) -> Self {
         self.resolved_env.insert(key.into(), value.into());
+        self
+    }
+
+    /// Sets the TriggerAuthentication's `podIdentity.provider`.
+    pub fn with_pod_identity(mut self, provider: impl Into<String>) -> Self {
+        self.pod_identity = Some(provider.into());
         self
     }
 

@@ -64,6 +64,56 @@ pub enum Source {
     ResolvedEnv,
 }
 
+impl Source {
+    /// Whether values from here may be secrets (a TriggerAuthentication's Secret, a container's
+    /// env): errors then name the parameter and its source, never the value, since they reach
+    /// Events and status that more people can read than the Secret.
+    pub fn may_hold_secrets(self) -> bool {
+        !matches!(self, Self::TriggerMetadata)
+    }
+}
+
+/// How an error shows a value: quoted when it came from the trigger's metadata, else only
+/// where it came from.
+struct Shown<'a>(&'a str, Option<Source>);
+
+impl fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.1 {
+            Some(source) if source.may_hold_secrets() => {
+                write!(f, "(value from {source} not shown)")
+            }
+            _ => write!(f, "value {:?}", self.0),
+        }
+    }
+}
+
+/// `message` with every double-quoted part (as `{:?}` writes strings) replaced by `"…"`, for
+/// parse errors about a value that must not be shown.
+fn without_quoted(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut chars = message.chars();
+    while let Some(c) = chars.next() {
+        out.push(c);
+        if c == '"' {
+            out.push('…');
+            while let Some(q) = chars.next() {
+                match q {
+                    '\\' => {
+                        chars.next();
+                    }
+                    '"' => {
+                        out.push('"');
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    out
+}
+
 impl fmt::Display for Source {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -322,9 +372,12 @@ impl<'a> ParamReader<'a> {
         }
     }
 
-    /// The raw value (or default), after the deprecation and enum checks. `Ok(None)` when absent.
-    fn raw(&mut self, spec: &ParamSpec) -> Result<Option<&'a str>, ()> {
-        let found = self.cfg.lookup(spec).map(|(v, _)| v);
+    /// The raw value (or default) and where it came from (`None`: the default), after the
+    /// deprecation and enum checks. `Ok(None)` when absent.
+    fn raw(&mut self, spec: &ParamSpec) -> Result<Option<(&'a str, Option<Source>)>, ()> {
+        let found = self.cfg.lookup(spec);
+        let source = found.map(|(_, s)| s);
+        let found = found.map(|(v, _)| v);
         if let (Some(_), Some(msg)) = (found, spec.deprecated) {
             self.problems.push(format!(
                 "scaler {} info: {msg}",
@@ -341,36 +394,44 @@ impl<'a> ParamReader<'a> {
                 .any(|item| !spec.one_of.contains(&item.trim()))
         {
             self.problems.push(format!(
-                "parameter {:?} value {value:?} must be one of [{}]",
+                "parameter {:?} {} must be one of [{}]",
                 spec.display_name(),
+                Shown(value, source),
                 spec.one_of.join(" ")
             ));
             return Err(());
         }
-        Ok(Some(value))
+        Ok(Some((value, source)))
     }
 
-    fn parse<T: FromParam>(&mut self, spec: &ParamSpec, value: &str) -> Option<T> {
+    fn parse<T: FromParam>(
+        &mut self,
+        spec: &ParamSpec,
+        (value, source): (&str, Option<Source>),
+    ) -> Option<T> {
         let name = spec.display_name();
+        let shown = Shown(value, source);
         let parsed = match T::from_param(value, spec) {
             Ok(v) => v,
             Err(e) => {
+                let e = match source {
+                    Some(s) if s.may_hold_secrets() => without_quoted(&e),
+                    _ => e,
+                };
                 self.problems
-                    .push(format!("unable to set param {name:?} value {value:?}: {e}"));
+                    .push(format!("unable to set param {name:?} {shown}: {e}"));
                 return None;
             }
         };
         if let Some(n) = parsed.as_number() {
             if let Some(min) = spec.min.filter(|min| n < *min) {
-                self.problems.push(format!(
-                    "parameter {name:?} value {value:?} must be at least {min}"
-                ));
+                self.problems
+                    .push(format!("parameter {name:?} {shown} must be at least {min}"));
                 return None;
             }
             if let Some(max) = spec.max.filter(|max| n > *max) {
-                self.problems.push(format!(
-                    "parameter {name:?} value {value:?} must be at most {max}"
-                ));
+                self.problems
+                    .push(format!("parameter {name:?} {shown} must be at most {max}"));
                 return None;
             }
         }
@@ -601,5 +662,57 @@ mod tests {
         let mut r = ParamReader::new(&absent);
         assert_eq!(r.optional::<String>(&s), Some(None));
         assert!(r.is_ok());
+    }
+
+    #[test]
+    fn values_that_may_be_secrets_are_never_echoed() {
+        const ORDER: &[Source] = &[Source::TriggerMetadata, Source::AuthParams];
+        let number = ParamSpec {
+            order: ORDER,
+            max: Some(10.0),
+            ..ParamSpec::new(&["port"])
+        };
+        let map = ParamSpec {
+            order: ORDER,
+            ..ParamSpec::new(&["headers"])
+        };
+        let one_of = ParamSpec {
+            order: ORDER,
+            one_of: &["a", "b"],
+            ..ParamSpec::new(&["mode"])
+        };
+        let from_auth = ScalerConfig::new("t", 0)
+            .with_auth_param("port", "hunter2")
+            .with_auth_param("headers", "k=v,s3cr3t")
+            .with_auth_param("mode", "p4ss");
+        let mut r = ParamReader::new(&from_auth);
+        assert_eq!(r.optional::<i64>(&number), None);
+        assert_eq!(r.optional::<BTreeMap<String, String>>(&map), None);
+        assert_eq!(r.optional::<String>(&one_of), None);
+        let message = r.into_error().to_string();
+        for secret in ["hunter2", "s3cr3t", "p4ss"] {
+            assert!(!message.contains(secret), "{message}");
+        }
+        assert!(
+            message.contains("unable to set param \"port\" (value from authParams not shown)"),
+            "{message}"
+        );
+        assert!(message.contains("got \"…\""), "{message}");
+        let too_big = ScalerConfig::new("t", 0).with_auth_param("port", "11");
+        let mut r = ParamReader::new(&too_big);
+        assert_eq!(r.optional::<i64>(&number), None);
+        assert_eq!(
+            r.into_error().to_string(),
+            "triggers[0] (t): parameter \"port\" (value from authParams not shown) must be at most 10"
+        );
+        // The trigger's own metadata is the manifest: its values are shown.
+        let from_metadata = ScalerConfig::new("t", 0).with_metadata("port", "11");
+        let mut r = ParamReader::new(&from_metadata);
+        assert_eq!(r.optional::<i64>(&number), None);
+        assert!(
+            r.into_error()
+                .to_string()
+                .contains("value \"11\" must be at most 10")
+        );
     }
 }

@@ -106,7 +106,7 @@ fn every_problem_is_reported_with_the_trigger() {
         err,
         "triggers[1] (kafka): missing required parameter \"bootstrapServers\" in [triggerMetadata resolvedEnv]; \
          unable to set param \"allowIdleConsumers\" value \"maybe\": expected a boolean (true or false); \
-         parameter \"sasl\" value \"gssapi\" must be one of [plaintext scram_sha256]; \
+         parameter \"sasl\" (value from authParams not shown) must be one of [plaintext scram_sha256]; \
          parameter \"limit\" value \"101\" must be at most 100"
     );
 }

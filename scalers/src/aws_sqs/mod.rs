@@ -95,7 +95,8 @@ impl AwsSqsParams {
         if let Err(e) = queue_name(&self.queue_url) {
             problems.push(e);
         }
-        if let Err(e) = self.auth() {
+        // Whether a pod identity stands in for missing credentials is known only at build.
+        if let Err(e) = self.auth(Some(POD_IDENTITY_AWS)) {
             problems.push(e);
         }
         if problems.is_empty() {
@@ -105,9 +106,12 @@ impl AwsSqsParams {
         }
     }
 
-    /// KEDA's `GetAwsAuthorization`, except that no credentials at all means the default chain
-    /// (kedge does not see whether the TriggerAuthentication says `podIdentity: aws`).
-    pub fn auth(&self) -> Result<Auth, String> {
+    /// KEDA's `GetAwsAuthorization`. `pod_identity` is the TriggerAuthentication's
+    /// `podIdentity.provider`: with `aws` (or `aws-eks`) and no credentials the identity the
+    /// process runs as is used, as KEDA uses its operator's; without one, leaving the
+    /// credentials out is an error, so a tenant cannot borrow kedge's own AWS identity that way
+    /// (`identityOwner: operator` asks for it explicitly).
+    pub fn auth(&self, pod_identity: Option<&str>) -> Result<Auth, String> {
         match self.identity_owner.as_str() {
             "operator" => return Ok(Auth::DefaultChain),
             "pod" => {}
@@ -128,10 +132,18 @@ impl AwsSqsParams {
             }),
             (Some(_), None) => Err("awsSecretAccessKey not found".to_owned()),
             (None, Some(_)) => Err("awsAccessKeyID not found".to_owned()),
-            (None, None) => Ok(Auth::DefaultChain),
+            (None, None) if matches!(pod_identity, Some("aws" | "aws-eks")) => {
+                Ok(Auth::DefaultChain)
+            }
+            (None, None) => Err(
+                "awsAccessKeyID not found: set awsAccessKeyID and awsSecretAccessKey or awsRoleArn in a TriggerAuthentication, podIdentity.provider aws, or identityOwner: operator".to_owned(),
+            ),
         }
     }
 }
+
+/// The `podIdentity.provider` under which the default credential chain is this process's.
+const POD_IDENTITY_AWS: &str = "aws";
 
 /// Builds aws-sqs-queue scalers and owns the clients they share.
 #[derive(Clone, Default)]
@@ -206,7 +218,7 @@ impl AwsSqsScaler {
         let key = ClientKey {
             region: params.aws_region.clone(),
             endpoint: params.aws_endpoint.clone(),
-            auth: params.auth().map_err(invalid)?,
+            auth: params.auth(cfg.pod_identity.as_deref()).map_err(invalid)?,
         };
         Ok(Self {
             trigger: cfg.trigger.clone(),

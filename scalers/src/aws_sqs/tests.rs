@@ -40,8 +40,8 @@ fn build(
 }
 
 /// KEDA's `testAWSSQSMetadata`: (metadata, auth params, resolved env, is_error, comment).
-/// KEDA's cases with `podIdentity.provider: aws` have no credentials in the auth params; kedge
-/// reads those as the default credential chain, which is what that provider means.
+/// KEDA's cases with `podIdentity.provider: aws` have no credentials in the auth params; they
+/// run here with that pod identity, which makes the default credential chain stand in.
 const KEDA_METADATA: &[(Pairs, Pairs, Pairs, bool, &str)] = &[
     (&[], KEYS, &[], true, "metadata empty"),
     (
@@ -334,8 +334,34 @@ fn keda_metadata_cases() {
         let got =
             AwsSqsParams::from_config(&cfg(0, metadata, auth, env)).map_err(|e| e.to_string());
         assert_eq!(got.is_err(), *is_error, "{comment}: {got:?}");
-        assert_eq!(build(metadata, auth, env).is_err(), *is_error, "{comment}");
+        let mut config = cfg(0, metadata, auth, env);
+        if auth.is_empty() {
+            config = config.with_pod_identity("aws");
+        }
+        let built = AwsSqsScaler::new(&AwsSqsFactory::new(), &config);
+        assert_eq!(built.is_err(), *is_error, "{comment}");
     }
+}
+
+#[test]
+fn no_credentials_and_no_pod_identity_is_an_error() {
+    // A tenant must not get kedge's own AWS identity by leaving the credentials out.
+    let metadata = [("queueURL", PROPER_URL), ("awsRegion", "eu-west-1")];
+    let Err(e) = build(&metadata, &[], &[]) else {
+        panic!("no credentials and no pod identity must not build");
+    };
+    assert!(
+        e.contains("awsAccessKeyID not found") && e.contains("identityOwner: operator"),
+        "{e}"
+    );
+    let operator = [
+        ("queueURL", PROPER_URL),
+        ("awsRegion", "eu-west-1"),
+        ("identityOwner", "operator"),
+    ];
+    assert!(build(&operator, &[], &[]).is_ok());
+    let pod = cfg(0, &metadata, &[], &[]).with_pod_identity("aws");
+    assert!(AwsSqsScaler::new(&AwsSqsFactory::new(), &pod).is_ok());
 }
 
 #[tokio::test]
@@ -366,7 +392,8 @@ async fn keda_metric_names() {
             ],
             &[],
             &[],
-        ),
+        )
+        .with_pod_identity("aws"),
     )
     .expect("valid");
     let spec = &scaler.metric_specs().await.expect("specs")[0];
@@ -385,7 +412,13 @@ fn defaults_and_credentials() {
     .expect("valid");
     assert_eq!((p.queue_length, p.activation_queue_length), (5, 0));
     assert!(p.scale_on_in_flight && !p.scale_on_delayed);
-    assert_eq!(p.auth(), Ok(Auth::DefaultChain));
+    // No credentials: only a pod identity (or identityOwner: operator) may stand in.
+    assert_eq!(p.auth(Some("aws")), Ok(Auth::DefaultChain));
+    assert_eq!(p.auth(Some("aws-eks")), Ok(Auth::DefaultChain));
+    for none in [None, Some("azure-workload")] {
+        let e = p.auth(none).expect_err("no credentials");
+        assert!(e.starts_with("awsAccessKeyID not found"), "{e}");
+    }
 
     let keys = AwsSqsParams::from_config(&cfg(
         0,
@@ -399,7 +432,7 @@ fn defaults_and_credentials() {
     ))
     .expect("valid");
     assert!(matches!(
-        keys.auth(),
+        keys.auth(None),
         Ok(Auth::Keys {
             session_token: Some(_),
             ..
@@ -420,7 +453,7 @@ fn defaults_and_credentials() {
     ))
     .expect("valid");
     assert!(matches!(
-        from_env.auth(),
+        from_env.auth(None),
         Ok(Auth::Keys {
             session_token: None,
             ..
@@ -440,7 +473,7 @@ fn defaults_and_credentials() {
     ))
     .expect("valid");
     assert_eq!(
-        role.auth(),
+        role.auth(None),
         Ok(Auth::AssumeRole("arn:aws:iam::1:role/r".to_owned()))
     );
     // The region may come from the TriggerAuthentication.
@@ -524,12 +557,15 @@ fn registry_builds_aws_sqs_queue() {
     let registry = crate::registry();
     assert!(
         registry
-            .build(&cfg(
-                0,
-                &[("queueURL", PROPER_URL), ("awsRegion", "eu-west-1")],
-                &[],
-                &[]
-            ))
+            .build(
+                &cfg(
+                    0,
+                    &[("queueURL", PROPER_URL), ("awsRegion", "eu-west-1")],
+                    &[],
+                    &[]
+                )
+                .with_pod_identity("aws")
+            )
             .is_ok()
     );
 }

@@ -346,7 +346,12 @@ impl KafkaParams {
     }
 }
 
-/// Parses `partitionLimitation` (`1,2,5-7`) as KEDA does, with KEDA's messages.
+/// The most partitions `partitionLimitation` may list. A topic has at most a few thousand in
+/// practice; the bound keeps a range like `0-2147483647` from allocating gigabytes.
+pub const MAX_LIMITED_PARTITIONS: usize = 65_536;
+
+/// Parses `partitionLimitation` (`1,2,5-7`) as KEDA does, with KEDA's messages; a list of more
+/// than [`MAX_LIMITED_PARTITIONS`] partitions is an error.
 ///
 /// ```
 /// use scalers::kafka::parse_partition_limitation;
@@ -354,8 +359,14 @@ impl KafkaParams {
 /// assert_eq!(parse_partition_limitation("a"), Err("invalid partition limitation: a".to_owned()));
 /// ```
 pub fn parse_partition_limitation(s: &str) -> Result<Vec<i32>, String> {
+    let too_many = || {
+        format!("invalid partition limitation: lists more than {MAX_LIMITED_PARTITIONS} partitions")
+    };
     let mut out = Vec::new();
     for part in s.split(',').map(str::trim) {
+        if out.len() >= MAX_LIMITED_PARTITIONS {
+            return Err(too_many());
+        }
         if part.contains('-') {
             let bounds: Vec<&str> = part.split('-').collect();
             let [start, end] = bounds[..] else {
@@ -367,6 +378,11 @@ pub fn parse_partition_limitation(s: &str) -> Result<Vec<i32>, String> {
                     .map_err(|_| format!("invalid partition limitation: {part}"))
             };
             let (start, end) = (parse(start)?, parse(end)?);
+            // Counted before anything is allocated (an empty range when start > end, as in KEDA).
+            let len = (i64::from(end) - i64::from(start) + 1).max(0);
+            if out.len() as i64 + len > MAX_LIMITED_PARTITIONS as i64 {
+                return Err(too_many());
+            }
             out.extend(start..=end);
         } else {
             out.push(
@@ -405,6 +421,26 @@ mod tests {
         for bad in ["1.2.3.4", "0.10.2", "1.0", "v1.0.0", "1.0.x", "1..0"] {
             assert!(!is_kafka_version(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn partition_limitation_is_bounded_before_it_allocates() {
+        let too_many = Err(format!(
+            "invalid partition limitation: lists more than {MAX_LIMITED_PARTITIONS} partitions"
+        ));
+        assert_eq!(parse_partition_limitation("0-2147483647"), too_many);
+        assert_eq!(
+            parse_partition_limitation("-2147483648-2147483647"),
+            Err("invalid partition limitation range: -2147483648-2147483647".to_owned())
+        );
+        assert_eq!(parse_partition_limitation("0-65535,1"), too_many);
+        assert_eq!(
+            parse_partition_limitation("0-65535").map(|v| v.len()),
+            Ok(65_536)
+        );
+        let many_singles = vec!["1"; MAX_LIMITED_PARTITIONS + 1].join(",");
+        assert_eq!(parse_partition_limitation(&many_singles), too_many);
+        assert_eq!(parse_partition_limitation("5-3"), Ok(vec![]));
     }
 
     #[test]
