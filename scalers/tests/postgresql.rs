@@ -390,3 +390,59 @@ async fn poll_cost() {
     scaler.close().await;
     db.drop_db().await;
 }
+
+#[tokio::test]
+async fn queries_cannot_write_or_leave_state_for_the_next_one() {
+    let Some(url) = service_env("KEDGE_POSTGRESQL_URL") else {
+        return;
+    };
+    let db = TestDb::create(&url).await;
+    let mut conn = db.connect().await;
+    conn.execute("CREATE TABLE jobs (id int)").await.unwrap();
+    let connection = db.url("");
+
+    // A write hidden in a query fails: it runs in a read-only transaction.
+    let writer = scaler_for(
+        &connection,
+        "WITH w AS (INSERT INTO jobs VALUES (1) RETURNING 1) SELECT count(*) FROM w",
+    );
+    let e = poll(&writer).await.expect_err("a write must fail");
+    assert!(e.to_string().contains("read-only"), "{e}");
+    // A second statement that would commit its way out is refused when the trigger is built.
+    let cfg = ScalerConfig::new("postgresql", 0)
+        .with_metadata("query", "SELECT 1; COMMIT; INSERT INTO jobs VALUES (2)")
+        .with_metadata("targetQueryValue", "10")
+        .with_auth_param("connection", connection.as_str());
+    let e = PostgresqlScaler::new(&cfg).err().map(|e| e.to_string());
+    assert!(
+        e.as_deref().is_some_and(|e| e.contains("single statement")),
+        "{e:?}"
+    );
+
+    // Session state set by one object's query is gone before another's runs on the same
+    // pooled connection: settings, and session-level advisory locks.
+    let setter = scaler_for(
+        &connection,
+        "SELECT length(set_config('application_name', 'leaked', false)) \
+         + CASE WHEN pg_try_advisory_lock(42) THEN 0 ELSE 100 END",
+    );
+    let reader = scaler_for(
+        &connection,
+        "SELECT CASE WHEN current_setting('application_name') = 'leaked' THEN 1 ELSE 0 END \
+         + CASE WHEN pg_try_advisory_lock(42) THEN 0 ELSE 10 END",
+    );
+    for _ in 0..3 {
+        assert_eq!(poll(&setter).await.unwrap().0, "6");
+        assert_eq!(poll(&reader).await.unwrap().0, "0");
+    }
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(rows, 0);
+    drop(conn);
+    writer.close().await;
+    setter.close().await;
+    reader.close().await;
+    db.drop_db().await;
+}

@@ -66,10 +66,75 @@ pub struct PostgresqlParams {
     pub password: Option<Secret>,
 }
 
+/// Refuses a query of more than one statement. The query runs in a read-only transaction
+/// that kedge ends itself; a second statement could `COMMIT` out of it and write. (KEDA runs
+/// the query as a prepared statement, which admits one statement too.)
+fn single_statement(query: &str) -> Result<(), String> {
+    let refuse =
+        || Err("query must be a single statement: `;` is only allowed at its end".to_owned());
+    let bytes = query.as_bytes();
+    let mut i = 0;
+    let mut ended = false;
+    while i < bytes.len() {
+        let rest = &query[i..];
+        let c = bytes[i];
+        if ended
+            && !c.is_ascii_whitespace()
+            && c != b';'
+            && !rest.starts_with("--")
+            && !rest.starts_with("/*")
+        {
+            return refuse();
+        }
+        if rest.starts_with("--") {
+            i += rest.find('\n').unwrap_or(rest.len());
+        } else if let Some(body) = rest.strip_prefix("/*") {
+            i += body.find("*/").map_or(rest.len(), |e| e + 4);
+        } else if c == b'\'' || c == b'"' {
+            // A string or quoted identifier; a doubled quote is an escaped one.
+            let mut j = i + 1;
+            while j < bytes.len() {
+                if bytes[j] == c {
+                    if bytes.get(j + 1) == Some(&c) {
+                        j += 1;
+                    } else {
+                        break;
+                    }
+                }
+                j += 1;
+            }
+            i = j + 1;
+        } else if c == b'$' {
+            // A dollar-quoted string, `$tag$ ... $tag$` (or `$1`, a parameter: no closing tag).
+            let tag_end = rest[1..]
+                .find(|ch: char| !(ch.is_alphanumeric() || ch == '_'))
+                .map(|e| e + 1);
+            match tag_end.filter(|e| rest.as_bytes().get(*e) == Some(&b'$')) {
+                Some(e) => {
+                    let tag = &rest[..=e];
+                    i += e
+                        + 1
+                        + rest[e + 1..]
+                            .find(tag)
+                            .map_or(rest.len() - e - 1, |end| end + tag.len());
+                }
+                None => i += 1,
+            }
+        } else {
+            if c == b';' {
+                ended = true;
+            }
+            i += 1;
+        }
+    }
+    Ok(())
+}
+
 impl PostgresqlParams {
     /// KEDA's `Validate`: without a connection string, each separate parameter is required
     /// (the first missing one is reported, with KEDA's words).
     fn validate(&self) -> Result<(), String> {
+        single_statement(&self.query)?;
         if self.connection.is_some() {
             return Ok(());
         }
@@ -252,6 +317,27 @@ impl Scaler for PostgresqlScaler {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_query_is_one_statement() {
+        for ok in [
+            "SELECT count(*) FROM jobs",
+            "SELECT count(*) FROM jobs;",
+            "SELECT count(*) FROM jobs; -- done",
+            "SELECT ';' || 'x'';y' FROM \"a;b\" /* ; */ WHERE x = $$;$$ AND y = $t$;$t$;",
+            "SELECT $1",
+        ] {
+            assert_eq!(single_statement(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "SELECT 1; COMMIT; DELETE FROM jobs",
+            "SELECT 1;; SET default_transaction_read_only = off",
+            "SELECT ';'; DROP TABLE jobs",
+            "SELECT 1 /* x */; /* y */ SELECT 2",
+        ] {
+            assert!(single_statement(bad).is_err(), "{bad}");
+        }
+    }
 
     fn cfg(index: usize, pairs: &[(&str, &str)]) -> ScalerConfig {
         pairs

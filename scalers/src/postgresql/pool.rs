@@ -50,6 +50,10 @@ pub struct Pool {
     /// Run once on each new connection: a statement timeout, and read-only transactions so a
     /// scaler's query cannot change data.
     setup: String,
+    /// Opens the read-only transaction each query runs in.
+    begin: String,
+    /// Ends it and cleans the session (see [`end`]).
+    end: String,
 }
 
 impl Pool {
@@ -72,6 +76,18 @@ impl Pool {
                 "SET statement_timeout = {}; SET default_transaction_read_only = on",
                 statement_timeout.as_millis().max(1)
             ),
+            begin: format!(
+                "BEGIN READ ONLY; SET LOCAL statement_timeout = {}; ",
+                statement_timeout.as_millis().max(1)
+            ),
+            // DISCARD ALL would do, but it cannot run in the implicit transaction of a
+            // multi-statement message; these are its parts that a read-only query can leave.
+            end: format!(
+                "ROLLBACK; RESET ALL; DEALLOCATE ALL; CLOSE ALL; UNLISTEN *; \
+                 SELECT pg_advisory_unlock_all(); SET statement_timeout = {}; \
+                 SET default_transaction_read_only = on",
+                statement_timeout.as_millis().max(1)
+            ),
         }
     }
 
@@ -84,32 +100,47 @@ impl Pool {
             .await
             .map_err(|e| QueryError::Connect(e.to_string()))?;
         if let Some(mut conn) = self.take_idle().await {
-            match run(&mut conn, sql).await {
-                Ok(value) => {
-                    self.put_back(conn);
+            let result = run(&mut conn, &self.begin, &self.end, sql).await;
+            let clean = result.as_ref().is_ok_and(|(_, clean)| *clean);
+            match result {
+                Ok((value, _)) => {
+                    if clean {
+                        self.put_back(conn);
+                    }
                     return value.map_err(QueryError::Value);
                 }
                 // The server closed this idle connection (restart, idle timeout, failover):
                 // connect afresh below instead of failing the poll.
                 Err(e) if is_connection_error(&e) => drop(conn),
                 Err(e) => {
-                    self.put_back(conn);
+                    self.put_back_after_error(conn).await;
                     return Err(QueryError::Query(e));
                 }
             }
         }
         let mut conn = self.connect().await?;
-        match run(&mut conn, sql).await {
-            Ok(value) => {
-                self.put_back(conn);
+        match run(&mut conn, &self.begin, &self.end, sql).await {
+            Ok((value, clean)) => {
+                if clean {
+                    self.put_back(conn);
+                }
                 value.map_err(QueryError::Value)
             }
             Err(e) => {
                 if !is_connection_error(&e) {
-                    self.put_back(conn);
+                    self.put_back_after_error(conn).await;
                 }
                 Err(QueryError::Query(e))
             }
+        }
+    }
+
+    /// A query that failed left its transaction open (and aborted): it is ended, and the
+    /// session cleaned, before anyone else's query runs on the connection; a connection that
+    /// cannot be cleaned is closed.
+    async fn put_back_after_error(&self, mut conn: PgConnection) {
+        if end(&mut conn, &self.end).await.is_ok() {
+            self.put_back(conn);
         }
     }
 
@@ -167,26 +198,45 @@ impl Pool {
 }
 
 /// Runs the query over the simple protocol (text results; works through PgBouncer in
-/// transaction mode, which named prepared statements do not). `Ok(Err(_))` is a result that is
-/// not a number.
+/// transaction mode, which named prepared statements do not), inside `begin` — a read-only
+/// transaction — and then ends the transaction and discards what the query left in the
+/// session, so a query cannot write and objects sharing the pool never see each other's
+/// settings, locks or prepared statements. The query is one statement (checked when the
+/// scaler is built), so it cannot commit its way out. `Ok((Err(_), _))` is a result that is
+/// not a number; the `bool` says whether the connection was cleaned and may be reused.
 fn run<'a>(
     conn: &'a mut PgConnection,
+    begin: &'a str,
+    end_sql: &'a str,
     sql: &'a str,
-) -> BoxFuture<'a, Result<Result<f64, ValueError>, sqlx::Error>> {
+) -> BoxFuture<'a, Result<Outcome, sqlx::Error>> {
     // Boxed here, where the lifetimes are concrete: left to the caller, the compiler cannot
     // prove sqlx's executor future `Send` for every lifetime.
     Box::pin(async move {
+        let wrapped = format!("{begin}{sql}");
         // Through `Executor` directly: sqlx 0.8's `RawSql::fetch_optional` calls `fetch_one`.
-        let Some(row) = conn.fetch_optional(sqlx::raw_sql(sql)).await? else {
-            return Ok(Err(ValueError::NoRows));
+        let row = conn.fetch_optional(sqlx::raw_sql(&wrapped)).await?;
+        let value = match row {
+            None => Err(ValueError::NoRows),
+            Some(row) if row.is_empty() => Err(ValueError::NoColumns),
+            // Unchecked: simple-protocol values are text whatever the column type.
+            Some(row) => {
+                let text: Option<String> = row.try_get_unchecked(0)?;
+                parse_value(text.as_deref())
+            }
         };
-        if row.is_empty() {
-            return Ok(Err(ValueError::NoColumns));
-        }
-        // Unchecked: simple-protocol values are text whatever the column type.
-        let text: Option<String> = row.try_get_unchecked(0)?;
-        Ok(parse_value(text.as_deref()))
+        let clean = end(conn, end_sql).await.is_ok();
+        Ok((value, clean))
     })
+}
+
+/// A query's value (or why it is none) and whether the connection may be reused.
+type Outcome = (Result<f64, ValueError>, bool);
+
+/// Ends the query's transaction and resets the session (settings, prepared statements,
+/// cursors, listens, advisory locks), then restores kedge's session defaults.
+fn end<'a>(conn: &'a mut PgConnection, sql: &'a str) -> BoxFuture<'a, Result<(), sqlx::Error>> {
+    Box::pin(async move { conn.execute(sqlx::raw_sql(sql)).await.map(|_| ()) })
 }
 
 /// Runs the session setup; see [`run`] for why it is boxed.
