@@ -13,6 +13,8 @@ mod client_tls;
 pub mod cron;
 #[cfg(feature = "external")]
 pub mod external;
+#[cfg(any(feature = "prometheus", feature = "rabbitmq"))]
+mod http_client;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 #[cfg(feature = "postgresql")]

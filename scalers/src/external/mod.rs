@@ -147,7 +147,8 @@ impl Inner {
                 channel
             }
         };
-        Ok(ExternalScalerClient::new(Channel::clone(&channel)))
+        Ok(ExternalScalerClient::new(Channel::clone(&channel))
+            .max_decoding_message_size(MAX_REPLY_BYTES))
     }
 
     /// A call whose answer must arrive within the timeout. For unary calls the deadline is
@@ -292,6 +293,10 @@ fn scaled_object_ref(cfg: &ScalerConfig) -> ScaledObjectRef {
 fn float_or_int(float: f64, int: i64) -> f64 {
     if float > 0.0 { float } else { int as f64 }
 }
+
+/// The largest reply read from an external scaler (the server is the tenant's): metric replies
+/// are a few hundred bytes; tonic's default would be 4 MiB.
+const MAX_REPLY_BYTES: usize = 1 << 20;
 
 #[async_trait]
 impl Scaler for ExternalScaler {

@@ -24,9 +24,7 @@ use scaler_core::{
 use url::Url;
 
 use crate::client_tls::TlsSettings;
-
-/// Largest response body read; a single-element answer is a few hundred bytes.
-const MAX_BODY: usize = 8 << 20;
+use crate::http_client::MAX_BODY;
 
 /// Parameters of a prometheus trigger.
 #[derive(ScalerParams, Debug, Clone)]
@@ -276,6 +274,7 @@ impl PrometheusScaler {
                 let config = tls.client_config(&[b"h2", b"http/1.1"])?;
                 reqwest::Client::builder()
                     .use_preconfigured_tls(config)
+                    .redirect(crate::http_client::same_host_redirects())
                     .build()
                     .map_err(|e| format!("HTTP client: {e}"))
             })
@@ -310,16 +309,10 @@ impl PrometheusScaler {
             .headers(self.headers.clone())
             .timeout(self.timeout);
         let fetch = async {
-            let mut response = request.send().await?;
+            let response = request.send().await?;
             let status = response.status().as_u16();
-            let mut body = Vec::new();
-            while let Some(chunk) = response.chunk().await? {
-                if body.len() + chunk.len() > MAX_BODY {
-                    return Ok((status, None));
-                }
-                body.extend_from_slice(&chunk);
-            }
-            Ok::<_, reqwest::Error>((status, Some(body)))
+            let body = crate::http_client::read_capped(response, MAX_BODY).await?;
+            Ok::<_, reqwest::Error>((status, body))
         };
         let timeout = || ScalerError::Timeout {
             trigger: self.trigger.clone(),

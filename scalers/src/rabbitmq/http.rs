@@ -83,6 +83,8 @@ pub enum HttpError {
     Decode(serde_json::Error),
     /// `useRegex` matched more queues than one page holds.
     TooManyQueues,
+    /// The reply was longer than [`crate::http_client::MAX_BODY`].
+    TooLarge,
 }
 
 impl std::fmt::Display for HttpError {
@@ -103,6 +105,11 @@ impl std::fmt::Display for HttpError {
                 "error requesting RabbitMQ API status: {status}, response: {body}, from: {url}"
             ),
             HttpError::Decode(e) => write!(f, "unexpected reply from the RabbitMQ API: {e}"),
+            HttpError::TooLarge => write!(
+                f,
+                "the RabbitMQ API replied with more than {} bytes",
+                crate::http_client::MAX_BODY
+            ),
             HttpError::TooManyQueues => {
                 f.write_str("regex matches more queues than can be recovered at once")
             }
@@ -138,7 +145,10 @@ async fn get(
     }
     let response = request.send().await.map_err(HttpError::Transport)?;
     let status = response.status();
-    let body = response.bytes().await.map_err(HttpError::Transport)?;
+    let body = crate::http_client::read_capped(response, crate::http_client::MAX_BODY)
+        .await
+        .map_err(HttpError::Transport)?
+        .ok_or(HttpError::TooLarge)?;
     if status.is_success() {
         return Ok(body.to_vec());
     }

@@ -556,6 +556,7 @@ impl RabbitMqScaler {
                                 .get_or_try_init(key, |_| {
                                     reqwest::Client::builder()
                                         .tls_backend_preconfigured((*self.tls).clone())
+                                        .redirect(crate::http_client::same_host_redirects())
                                         .build()
                                 })
                                 .map_err(|e| self.error(e))?;
