@@ -334,6 +334,36 @@ async fn deleting_restores_the_original_replica_count() {
 }
 
 #[tokio::test]
+async fn a_target_created_after_its_scaled_object_is_picked_up_within_seconds() {
+    // kedge watches no workloads: it retries a missing target with a short backoff instead of
+    // waiting for the 5-minute resync.
+    let c = Cluster::start("latetarget").await;
+    let _kedge = c.run_kedge("kedge", &[]);
+    scaled_object(&c.client, "late", json!({}), cron(true, "2")).await;
+    eventually(MINUTE, "late: Ready=False, target missing", || async {
+        get_so(&c.client, "late").await.filter(|so| {
+            condition(so, "Ready").is_some_and(|c| c.0 == "False" && c.2.contains("scaleTargetRef"))
+        })
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    create_deployment(&c.client, NS, "late", 0).await;
+    eventually(
+        Duration::from_secs(30),
+        "late: Ready=True and scaled from zero",
+        || async {
+            let so = get_so(&c.client, "late").await?;
+            let ready = condition(&so, "Ready").is_some_and(|c| c.0 == "True");
+            let scaled = replicas(&c.client, NS, "late")
+                .await
+                .is_some_and(|r| r >= 1);
+            (ready && scaled).then_some(())
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn an_invalid_object_is_reported_and_does_not_disturb_a_valid_one() {
     let c = Cluster::start("invalid").await;
     let _kedge = c.run_kedge("kedge", &[]);

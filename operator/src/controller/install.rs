@@ -28,18 +28,23 @@ fn runtime_copy(so: &ScaledObject) -> ScaledObject {
     }
 }
 
+/// What the steps before built: the status writer, the target, the trigger plan, the scalers,
+/// and the runtime they replace.
+pub(super) type Built = (
+    Arc<StatusWriter>,
+    Target,
+    TriggerPlan,
+    Scalers,
+    Option<Arc<ScaledObjectRuntime>>,
+);
+
 /// Installs the runtime of `so` (replacing `previous`) and (re)schedules its polls when the
 /// scalers or anything the loop reads changed.
-#[allow(clippy::too_many_arguments)]
 pub(super) async fn install(
     ctx: &Context,
     so: &ScaledObject,
     key: ObjectKey,
-    writer: Arc<StatusWriter>,
-    target: Target,
-    plan: TriggerPlan,
-    scalers: Scalers,
-    previous: Option<Arc<ScaledObjectRuntime>>,
+    (writer, target, plan, scalers, previous): Built,
 ) {
     let rebuilt = !scalers.reused;
     let reschedule = rebuilt

@@ -98,6 +98,8 @@ pub struct Context {
     pub deps: Dependencies,
     /// Whether every watch has listed its objects.
     sync: SyncTracker,
+    /// Consecutive reconciles that found each object's target missing (for the backoff).
+    retries: std::sync::Mutex<std::collections::HashMap<ObjectKey, u32>>,
     /// Status writers by object, shared with the scale loop through the runtimes.
     pub writers: std::sync::Mutex<std::collections::HashMap<ObjectKey, Arc<StatusWriter>>>,
 }
@@ -139,8 +141,35 @@ impl Context {
         }
     }
 
+    /// When to reconcile a not-ready object again: soon when `soon` (1 s, doubling to the
+    /// resync period over consecutive failures, as controller-runtime's backoff), else at the
+    /// resync.
+    fn next_retry(&self, key: &ObjectKey, soon: bool) -> Duration {
+        let mut retries = self
+            .retries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !soon {
+            retries.remove(key);
+            return self.settings.resync;
+        }
+        let n = retries.entry(key.clone()).or_insert(0);
+        let delay = Duration::from_secs(1u64 << (*n).min(16)).min(self.settings.resync);
+        *n = n.saturating_add(1);
+        delay
+    }
+
+    /// A reconcile went through: the next failure starts the backoff afresh.
+    fn succeeded(&self, key: &ObjectKey) {
+        self.retries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(key);
+    }
+
     /// Drops what is kept of a deleted object.
     fn forget(&self, key: &ObjectKey) {
+        self.succeeded(key);
         self.deps.forget(key);
         self.writers
             .lock()
@@ -310,6 +339,7 @@ pub async fn run(
         scaled_object_index: so_index,
         deps: Dependencies::default(),
         sync,
+        retries: Default::default(),
         writers: Default::default(),
     });
     let (c1, c2, c3, c4) = (

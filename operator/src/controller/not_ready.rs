@@ -75,6 +75,13 @@ impl NotReady {
         REASON_CHECK_FAILED
     }
 
+    /// Whether the cause may go away without any watched object changing, so the object is
+    /// tried again soon (with backoff) rather than at the next resync: kedge watches no
+    /// workloads, so a scale target created after its ScaledObject is only seen by asking.
+    pub fn retry_soon(&self) -> bool {
+        matches!(self, Self::ScaleTarget(_) | Self::PausedReplicas { .. })
+    }
+
     /// A short, stable name of the failure kind, for logs and metrics.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -81,16 +81,8 @@ async fn steps(key: &ObjectKey, so: Arc<ScaledObject>, ctx: &Context) -> Result<
         scalers_reused,
     };
     status::ready(ctx, &so, key, &writer, found).await?;
-    install::install(
-        ctx,
-        &so,
-        key.clone(),
-        writer,
-        target,
-        plan,
-        scalers,
-        previous,
-    )
-    .await;
+    let installed = (writer, target, plan, scalers, previous);
+    install::install(ctx, &so, key.clone(), installed).await;
+    ctx.succeeded(key);
     Ok(Action::requeue(ctx.settings.resync))
 }

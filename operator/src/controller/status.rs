@@ -32,6 +32,7 @@ pub(super) async fn not_ready(
     why: NotReady,
 ) -> Result<Action, Error> {
     ctx.stop(key).await;
+    let retry = ctx.next_retry(key, why.retry_soon());
     let message = why.to_string();
     let reason = why.reason();
     let msg = message.clone();
@@ -59,7 +60,7 @@ pub(super) async fn not_ready(
         .get_or_create(&crate::telemetry::object_labels(&key.namespace, &key.name))
         .inc();
     warn!(scaledobject = %key, kind = why.kind(), "{message}");
-    Ok(Action::requeue(ctx.settings.resync))
+    Ok(Action::requeue(retry))
 }
 
 /// What a successful reconcile found, for the status.
