@@ -334,6 +334,62 @@ async fn deleting_restores_the_original_replica_count() {
 }
 
 #[tokio::test]
+async fn a_secret_a_trigger_authentication_names_must_exist() {
+    let c = Cluster::start("missingsecret").await;
+    let _kedge = c.run_kedge("kedge", &[]);
+    create_deployment(&c.client, NS, "sec", 0).await;
+    let ta: kedge::crd::TriggerAuthentication = serde_json::from_value(json!({
+        "apiVersion": "keda.sh/v1alpha1", "kind": "TriggerAuthentication",
+        "metadata": {"name": "creds", "namespace": NS},
+        "spec": {"secretTargetRef": [{"parameter": "token", "name": "absent", "key": "t"}]}
+    }))
+    .unwrap();
+    Api::<kedge::crd::TriggerAuthentication>::namespaced(c.client.clone(), NS)
+        .create(&PostParams::default(), &ta)
+        .await
+        .unwrap();
+    let mut trigger = cron(true, "2");
+    trigger["authenticationRef"] = json!({"name": "creds"});
+    scaled_object(&c.client, "sec", json!({}), trigger).await;
+    let so = eventually(MINUTE, "sec: Ready=False naming the Secret", || async {
+        get_so(&c.client, "sec")
+            .await
+            .filter(|so| condition(so, "Ready").is_some_and(|c| c.0 == "False"))
+    })
+    .await;
+    let (_, reason, message) = condition(&so, "Ready").unwrap();
+    assert_eq!(reason, "ScaledObjectCheckFailed");
+    assert_eq!(
+        message,
+        "TriggerAuthentication default/creds references Secret default/absent, which does not exist"
+    );
+    eventually(MINUTE, "an Event naming the Secret", || async {
+        events_for(&c.client, "sec")
+            .await
+            .into_iter()
+            .find(|(r, n)| r == "ScaledObjectCheckFailed" && n.contains("Secret default/absent"))
+    })
+    .await;
+    // Creating it is a watched change: the object becomes ready without waiting for a resync.
+    let secret: k8s_openapi::api::core::v1::Secret = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "absent", "namespace": NS},
+        "stringData": {"t": "x"}
+    }))
+    .unwrap();
+    Api::<k8s_openapi::api::core::v1::Secret>::namespaced(c.client.clone(), NS)
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    eventually(MINUTE, "sec: Ready=True", || async {
+        get_so(&c.client, "sec")
+            .await
+            .filter(|so| condition(so, "Ready").is_some_and(|c| c.0 == "True"))
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn a_target_created_after_its_scaled_object_is_picked_up_within_seconds() {
     // kedge watches no workloads: it retries a missing target with a short backoff instead of
     // waiting for the 5-minute resync.

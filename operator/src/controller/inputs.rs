@@ -2,7 +2,7 @@
 //! TriggerAuthentications from the watch caches, and the Secrets and ConfigMaps that they and
 //! the pod template name. What is read is recorded, so a change to any of it reconciles again.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{ConfigMap, PodTemplateSpec, Secret};
@@ -28,8 +28,8 @@ pub(super) async fn gather(
     let namespace = key.namespace.as_str();
     let mut snapshot = Snapshot::default();
     let mut deps: Vec<Dependency> = Vec::new();
-    let mut secrets: BTreeSet<(String, String)> = BTreeSet::new();
-    let mut config_maps: BTreeSet<(String, String)> = BTreeSet::new();
+    let mut secrets = References::new();
+    let mut config_maps = References::new();
     // A target kind without a pod template (or one that cannot be read) has no env to resolve.
     if let Some(template) = target.pod_template().await.ok().flatten() {
         referenced_by_template(namespace, &template, &mut secrets, &mut config_maps);
@@ -76,43 +76,89 @@ pub(super) async fn gather(
                 )
             }
         };
+        // What a TriggerAuthentication names must exist (the pod template may mark its own
+        // references optional; resolution judges those).
+        let by = format!(
+            "{} {}",
+            r.kind().as_str(),
+            qualified(&objects_ns, &r.name, r.kind())
+        );
         for s in spec.secret_target_ref.iter().flatten() {
-            secrets.insert((objects_ns.clone(), s.name.clone()));
+            secrets.insert((objects_ns.clone(), s.name.clone()), Some(by.clone()));
         }
         for c in spec.config_map_target_ref.iter().flatten() {
-            config_maps.insert((objects_ns.clone(), c.name.clone()));
+            config_maps.insert((objects_ns.clone(), c.name.clone()), Some(by.clone()));
         }
     }
     // Recorded before the reads, so a Secret that cannot be read yet still reconciles the
     // object when it changes.
     deps.extend(
         secrets
-            .iter()
+            .keys()
             .map(|(ns, n)| ("Secret", ns.clone(), n.clone())),
     );
     deps.extend(
         config_maps
-            .iter()
+            .keys()
             .map(|(ns, n)| ("ConfigMap", ns.clone(), n.clone())),
     );
     ctx.deps.record(key, deps);
-    for (ns, name) in &secrets {
-        let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
-        match api.get_opt(name).await {
-            Ok(Some(s)) => snapshot.insert_secret(ns, name, Arc::new(s)),
-            Ok(None) => {}
-            Err(e) => return Err(read_failure("Secret", ns, name, e)),
-        }
+    for (ns, name, secret) in read::<Secret>(ctx, "Secret", &secrets).await? {
+        snapshot.insert_secret(&ns, &name, secret);
     }
-    for (ns, name) in &config_maps {
-        let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), ns);
-        match api.get_opt(name).await {
-            Ok(Some(c)) => snapshot.insert_config_map(ns, name, Arc::new(c)),
-            Ok(None) => {}
-            Err(e) => return Err(read_failure("ConfigMap", ns, name, e)),
-        }
+    for (ns, name, cm) in read::<ConfigMap>(ctx, "ConfigMap", &config_maps).await? {
+        snapshot.insert_config_map(&ns, &name, cm);
     }
     Ok(snapshot)
+}
+
+/// Referenced objects by (namespace, name), with who requires them to exist: the
+/// TriggerAuthentication naming it, or `None` for the pod template's references.
+type References = BTreeMap<(String, String), Option<String>>;
+
+/// `ns/name` for a TriggerAuthentication, `name` for a cluster-scoped one.
+fn qualified(namespace: &str, name: &str, kind: AuthenticationRefKind) -> String {
+    match kind {
+        AuthenticationRefKind::TriggerAuthentication => format!("{namespace}/{name}"),
+        AuthenticationRefKind::ClusterTriggerAuthentication => name.to_owned(),
+    }
+}
+
+/// Reads every object of `refs` that exists; a required one that does not is [`NotReady`].
+async fn read<K>(
+    ctx: &Context,
+    kind: &'static str,
+    refs: &References,
+) -> Result<Vec<(String, String, Arc<K>)>, Halt>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    let mut found = Vec::with_capacity(refs.len());
+    for ((ns, name), required_by) in refs {
+        match Api::<K>::namespaced(ctx.client.clone(), ns)
+            .get_opt(name)
+            .await
+        {
+            Ok(Some(obj)) => found.push((ns.clone(), name.clone(), Arc::new(obj))),
+            Ok(None) => {
+                if let Some(by) = required_by {
+                    return Err(NotReady::Missing {
+                        kind,
+                        namespace: ns.clone(),
+                        name: name.clone(),
+                        referenced_by: by.clone(),
+                    }
+                    .into());
+                }
+            }
+            Err(e) => return Err(read_failure(kind, ns, name, e)),
+        }
+    }
+    Ok(found)
 }
 
 /// A refused read (401/403: RBAC, an admission policy) needs a person to act, so it is the
@@ -133,25 +179,33 @@ fn read_failure(kind: &'static str, namespace: &str, name: &str, error: kube::Er
 fn referenced_by_template(
     namespace: &str,
     template: &PodTemplateSpec,
-    secrets: &mut BTreeSet<(String, String)>,
-    config_maps: &mut BTreeSet<(String, String)>,
+    secrets: &mut References,
+    config_maps: &mut References,
 ) {
     for c in template.spec.iter().flat_map(|s| s.containers.iter()) {
         for f in c.env_from.iter().flatten() {
             if let Some(r) = &f.secret_ref {
-                secrets.insert((namespace.to_owned(), r.name.clone()));
+                secrets
+                    .entry((namespace.to_owned(), r.name.clone()))
+                    .or_insert(None);
             }
             if let Some(r) = &f.config_map_ref {
-                config_maps.insert((namespace.to_owned(), r.name.clone()));
+                config_maps
+                    .entry((namespace.to_owned(), r.name.clone()))
+                    .or_insert(None);
             }
         }
         for e in c.env.iter().flatten() {
             let Some(from) = &e.value_from else { continue };
             if let Some(r) = &from.secret_key_ref {
-                secrets.insert((namespace.to_owned(), r.name.clone()));
+                secrets
+                    .entry((namespace.to_owned(), r.name.clone()))
+                    .or_insert(None);
             }
             if let Some(r) = &from.config_map_key_ref {
-                config_maps.insert((namespace.to_owned(), r.name.clone()));
+                config_maps
+                    .entry((namespace.to_owned(), r.name.clone()))
+                    .or_insert(None);
             }
         }
     }

@@ -43,6 +43,18 @@ pub enum NotReady {
         /// The API server's reason; it names the object, never its data.
         message: String,
     },
+    /// A Secret or ConfigMap a TriggerAuthentication names does not exist.
+    #[error("{referenced_by} references {kind} {namespace}/{name}, which does not exist")]
+    Missing {
+        /// `Secret` or `ConfigMap`.
+        kind: &'static str,
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+        /// The TriggerAuthentication or ClusterTriggerAuthentication naming it.
+        referenced_by: String,
+    },
     /// The scale target's container environment cannot be resolved.
     #[error("error resolving secrets for ScaleTarget: {0}")]
     Env(#[source] ResolveError),
@@ -88,7 +100,7 @@ impl NotReady {
             Self::InvalidSpec(_) | Self::InvalidTrigger(_) | Self::Hpa(_) => "invalid_spec",
             Self::ScaleTarget(_) | Self::PausedReplicas { .. } => "scale_target",
             Self::Unreadable { .. } => "forbidden",
-            Self::Env(_) => "resolution",
+            Self::Env(_) | Self::Missing { .. } => "resolution",
             Self::ScalerBuild(_)
             | Self::EmptyMetricSpec(_)
             | Self::MetricSpecs(_)
