@@ -7,6 +7,7 @@
 use std::collections::BTreeSet;
 
 use crate::crd::{FallbackBehavior, ScaledObject};
+use crate::policy::modifiers::Formula;
 
 /// Longest name Kubernetes accepts for a label value, and so for a ScaledObject or HPA name.
 const MAX_NAME_LEN: usize = 63;
@@ -31,7 +32,14 @@ fn effective_min(so: &ScaledObject) -> i32 {
 
 /// The rules that look at one ScaledObject alone.
 pub fn validate(so: &ScaledObject) -> Findings {
+    validate_and_compile(so).0
+}
+
+/// [`validate`], and the `scalingModifiers` formula it compiled (when there is a valid one), so
+/// the reconciler does not compile it twice.
+pub fn validate_and_compile(so: &ScaledObject) -> (Findings, Option<Formula>) {
     let mut f = Findings::default();
+    let mut compiled = None;
     let spec = &so.spec;
     let name = so.metadata.name.as_deref().unwrap_or_default();
 
@@ -123,8 +131,9 @@ pub fn validate(so: &ScaledObject) -> Findings {
         // bounds of `check_cost`: a formula that would fail at every poll is refused here.
         if let Some(formula) = spec.scaling_formula() {
             let names = crate::policy::modifiers::formula_trigger_names(&spec.triggers);
-            if let Err(e) = crate::policy::modifiers::compile(formula, &names) {
-                f.errors.push(e);
+            match crate::policy::modifiers::compile(formula, &names) {
+                Ok(formula) => compiled = Some(formula),
+                Err(e) => f.errors.push(e),
             }
         }
     }
@@ -169,7 +178,7 @@ pub fn validate(so: &ScaledObject) -> Findings {
             );
         }
     }
-    f
+    (f, compiled)
 }
 
 /// The rules that compare a ScaledObject with the others in its namespace: one ScaledObject

@@ -10,6 +10,7 @@ use super::not_ready::NotReady;
 use super::{Context, Error};
 use crate::crd::ScaledObject;
 use crate::hpa::SCALED_OBJECT_NAME_LABEL;
+use crate::policy::modifiers::Formula;
 use crate::runtime::ObjectKey;
 
 /// The adapter and the HPA find the object by its name label.
@@ -30,15 +31,17 @@ pub(super) async fn ensure_name_label(
 }
 
 /// KEDA's admission rules, as its webhook would have applied them, and the one-per-target and
-/// HPA-ownership checks against the other ScaledObjects.
-pub(super) fn admit(ctx: &Context, so: &ScaledObject) -> Result<(), NotReady> {
-    let mut errors = crate::admission::validate(so).errors;
+/// HPA-ownership checks against the other ScaledObjects. Returns the compiled
+/// `scalingModifiers` formula, if any.
+pub(super) fn admit(ctx: &Context, so: &ScaledObject) -> Result<Option<Arc<Formula>>, NotReady> {
+    let (findings, formula) = crate::admission::validate_and_compile(so);
+    let mut errors = findings.errors;
     errors.extend(
         ctx.scaled_object_index
             .validate_against(so, &ctx.scaled_objects),
     );
     if errors.is_empty() {
-        Ok(())
+        Ok(formula.map(Arc::new))
     } else {
         Err(NotReady::InvalidSpec(errors))
     }

@@ -11,6 +11,7 @@ use crate::crd::ScaledObject;
 use crate::policy::event::{
     EVENT_SCALER_INFO, EVENT_SCALERS_STARTED, EventType, MESSAGE_SCALERS_STARTED,
 };
+use crate::policy::modifiers::Formula;
 use crate::runtime::{ObjectKey, ScaledObjectRuntime};
 use crate::status::StatusWriter;
 use crate::target::Target;
@@ -28,24 +29,28 @@ fn runtime_copy(so: &ScaledObject) -> ScaledObject {
     }
 }
 
-/// What the steps before built: the status writer, the target, the trigger plan, the scalers,
-/// and the runtime they replace.
-pub(super) type Built = (
-    Arc<StatusWriter>,
-    Target,
-    TriggerPlan,
-    Scalers,
-    Option<Arc<ScaledObjectRuntime>>,
-);
+/// What the steps before built for the runtime.
+pub(super) struct Built {
+    pub writer: Arc<StatusWriter>,
+    pub target: Target,
+    pub formula: Option<Arc<Formula>>,
+    pub plan: TriggerPlan,
+    pub scalers: Scalers,
+    /// The runtime this one replaces.
+    pub previous: Option<Arc<ScaledObjectRuntime>>,
+}
 
 /// Installs the runtime of `so` (replacing `previous`) and (re)schedules its polls when the
 /// scalers or anything the loop reads changed.
-pub(super) async fn install(
-    ctx: &Context,
-    so: &ScaledObject,
-    key: ObjectKey,
-    (writer, target, plan, scalers, previous): Built,
-) {
+pub(super) async fn install(ctx: &Context, so: &ScaledObject, key: ObjectKey, built: Built) {
+    let Built {
+        writer,
+        target,
+        formula,
+        plan,
+        scalers,
+        previous,
+    } = built;
     let rebuilt = !scalers.reused;
     let reschedule = rebuilt
         || previous.as_ref().is_some_and(|p| {
@@ -57,13 +62,7 @@ pub(super) async fn install(
         object: runtime_copy(so),
         fingerprint: scalers.fingerprint,
         triggers: scalers.triggers,
-        // Admission compiled it already; this is the copy polls and HPA reads evaluate.
-        formula: so.spec.scaling_formula().and_then(|f| {
-            let names = crate::policy::modifiers::formula_trigger_names(&so.spec.triggers);
-            crate::policy::modifiers::compile(f, &names)
-                .ok()
-                .map(Arc::new)
-        }),
+        formula,
         target,
         status: writer,
         metrics: std::sync::RwLock::new(

@@ -9,9 +9,10 @@ use kube::runtime::controller::Action;
 use tracing::warn;
 
 use super::admit::{admit, ensure_name_label};
+use super::install::{self, Built};
 use super::not_ready::{Halt, NotReady};
 use super::status::{self, Found};
-use super::{Context, Error, hpa_sync, inputs, install, paused, scalers};
+use super::{Context, Error, hpa_sync, inputs, paused, scalers};
 use crate::crd::ScaledObject;
 use crate::policy::pause::Pause;
 use crate::resolve::resolve_env;
@@ -36,7 +37,7 @@ async fn steps(key: &ObjectKey, so: Arc<ScaledObject>, ctx: &Context) -> Result<
     if pause.paused {
         return paused::hold(ctx, &so, key, &writer, pause).await;
     }
-    admit(ctx, &so)?;
+    let formula = admit(ctx, &so)?;
     let target_ref = &so.spec.scale_target_ref;
     let (target, current_replicas) =
         Target::resolve(&ctx.client, &ctx.discovery, &key.namespace, target_ref)
@@ -81,8 +82,15 @@ async fn steps(key: &ObjectKey, so: Arc<ScaledObject>, ctx: &Context) -> Result<
         scalers_reused,
     };
     status::ready(ctx, &so, key, &writer, found).await?;
-    let installed = (writer, target, plan, scalers, previous);
-    install::install(ctx, &so, key.clone(), installed).await;
+    let built = Built {
+        writer,
+        target,
+        formula,
+        plan,
+        scalers,
+        previous,
+    };
+    install::install(ctx, &so, key.clone(), built).await;
     ctx.succeeded(key);
     Ok(Action::requeue(ctx.settings.resync))
 }
