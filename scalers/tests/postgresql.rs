@@ -379,7 +379,7 @@ async fn poll_cost() {
         v[((v.len() as f64 - 1.0) * p).round() as usize]
     };
     println!(
-        "postgresql poll ({N} polls, 1 round trip each): p50 {:?} p99 {:?}; bare sqlx raw_sql \
+        "postgresql poll ({N} polls, 1 round trip each, transaction and clean-up included): p50 {:?} p99 {:?}; bare sqlx raw_sql \
          query on one connection: p50 {:?} p99 {:?}",
         pct(&mut scaler_times, 0.5),
         pct(&mut scaler_times, 0.99),
@@ -424,7 +424,7 @@ async fn queries_cannot_write_or_leave_state_for_the_next_one() {
     let setter = scaler_for(
         &connection,
         "SELECT length(set_config('application_name', 'leaked', false)) \
-         + CASE WHEN pg_try_advisory_lock(42) THEN 0 ELSE 100 END",
+         + CASE WHEN pg_try_advisory_lock(42) THEN 0 ELSE 100 END -- a trailing comment",
     );
     let reader = scaler_for(
         &connection,

@@ -84,8 +84,8 @@ impl Pool {
             // multi-statement message; these are its parts that a read-only query can leave.
             end: format!(
                 "ROLLBACK; RESET ALL; DEALLOCATE ALL; CLOSE ALL; UNLISTEN *; \
-                 SELECT pg_advisory_unlock_all(); SET statement_timeout = {}; \
-                 SET default_transaction_read_only = on",
+                 DO $$BEGIN PERFORM pg_advisory_unlock_all(); END$$; \
+                 SET statement_timeout = {}; SET default_transaction_read_only = on",
                 statement_timeout.as_millis().max(1)
             ),
         }
@@ -100,13 +100,9 @@ impl Pool {
             .await
             .map_err(|e| QueryError::Connect(e.to_string()))?;
         if let Some(mut conn) = self.take_idle().await {
-            let result = run(&mut conn, &self.begin, &self.end, sql).await;
-            let clean = result.as_ref().is_ok_and(|(_, clean)| *clean);
-            match result {
-                Ok((value, _)) => {
-                    if clean {
-                        self.put_back(conn);
-                    }
+            match run(&mut conn, &self.begin, &self.end, sql).await {
+                Ok(value) => {
+                    self.put_back(conn);
                     return value.map_err(QueryError::Value);
                 }
                 // The server closed this idle connection (restart, idle timeout, failover):
@@ -120,10 +116,8 @@ impl Pool {
         }
         let mut conn = self.connect().await?;
         match run(&mut conn, &self.begin, &self.end, sql).await {
-            Ok((value, clean)) => {
-                if clean {
-                    self.put_back(conn);
-                }
+            Ok(value) => {
+                self.put_back(conn);
                 value.map_err(QueryError::Value)
             }
             Err(e) => {
@@ -199,21 +193,24 @@ impl Pool {
 
 /// Runs the query over the simple protocol (text results; works through PgBouncer in
 /// transaction mode, which named prepared statements do not), inside `begin` — a read-only
-/// transaction — and then ends the transaction and discards what the query left in the
-/// session, so a query cannot write and objects sharing the pool never see each other's
-/// settings, locks or prepared statements. The query is one statement (checked when the
-/// scaler is built), so it cannot commit its way out. `Ok((Err(_), _))` is a result that is
-/// not a number; the `bool` says whether the connection was cleaned and may be reused.
+/// transaction — followed by `end_sql`, which ends the transaction and discards what the query
+/// left in the session, so a query cannot write and objects sharing the pool never see each
+/// other's settings, locks or prepared statements. All three go in one message, one round
+/// trip; `end_sql` returns no rows, so the first row is the query's. The query is one statement
+/// (checked when the scaler is built), so it cannot commit its way out; it is followed by a
+/// line break so a trailing `--` comment cannot swallow the end. If the query fails the rest of
+/// the message does not run, and the caller ends the transaction separately.
+/// `Ok(Err(_))` is a result that is not a number.
 fn run<'a>(
     conn: &'a mut PgConnection,
     begin: &'a str,
     end_sql: &'a str,
     sql: &'a str,
-) -> BoxFuture<'a, Result<Outcome, sqlx::Error>> {
+) -> BoxFuture<'a, Result<Result<f64, ValueError>, sqlx::Error>> {
     // Boxed here, where the lifetimes are concrete: left to the caller, the compiler cannot
     // prove sqlx's executor future `Send` for every lifetime.
     Box::pin(async move {
-        let wrapped = format!("{begin}{sql}");
+        let wrapped = format!("{begin}{sql}\n;{end_sql}");
         // Through `Executor` directly: sqlx 0.8's `RawSql::fetch_optional` calls `fetch_one`.
         let row = conn.fetch_optional(sqlx::raw_sql(&wrapped)).await?;
         let value = match row {
@@ -225,13 +222,9 @@ fn run<'a>(
                 parse_value(text.as_deref())
             }
         };
-        let clean = end(conn, end_sql).await.is_ok();
-        Ok((value, clean))
+        Ok(value)
     })
 }
-
-/// A query's value (or why it is none) and whether the connection may be reused.
-type Outcome = (Result<f64, ValueError>, bool);
 
 /// Ends the query's transaction and resets the session (settings, prepared statements,
 /// cursors, listens, advisory locks), then restores kedge's session defaults.
