@@ -17,7 +17,7 @@ pub enum Error {
     },
     /// Generating the self-signed CA or server certificate failed.
     #[error("cannot generate TLS certificates: {0}")]
-    Certificate(#[from] rcgen::Error),
+    Certificate(#[from] kedge_tls::Error),
     /// Configuring rustls failed.
     #[error("cannot configure TLS: {0}")]
     Tls(#[from] rustls::Error),

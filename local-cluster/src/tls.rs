@@ -24,19 +24,9 @@ impl std::fmt::Debug for TlsMaterial {
     }
 }
 
-/// Our error for a certificate generation failure.
-fn generation_error(e: kedge_tls::Error) -> Error {
-    match e {
-        kedge_tls::Error::Generate(e) => Error::Certificate(e),
-        kedge_tls::Error::Rustls(e) => Error::Tls(e),
-        // Generating parses no PEM; kept for completeness.
-        other => Error::Tls(rustls::Error::General(other.to_string())),
-    }
-}
-
 /// Generate a CA and a server certificate for `localhost`, `127.0.0.1`, `::1` and `bind_ip`.
 pub fn generate(bind_ip: IpAddr) -> Result<TlsMaterial, Error> {
-    let ca = Ca::new("kedge local-cluster CA").map_err(generation_error)?;
+    let ca = Ca::new("kedge local-cluster CA")?;
 
     let mut names = vec![
         "localhost".to_string(),
@@ -46,15 +36,13 @@ pub fn generate(bind_ip: IpAddr) -> Result<TlsMaterial, Error> {
     if !bind_ip.is_unspecified() && !names.contains(&bind_ip.to_string()) {
         names.push(bind_ip.to_string());
     }
-    let server = ca
-        .issue(&CertSpec {
-            common_name: Some("kedge-local-cluster".into()),
-            names,
-            server_auth: true,
-            key_usage: true,
-            ..CertSpec::default()
-        })
-        .map_err(generation_error)?;
+    let server = ca.issue(&CertSpec {
+        common_name: Some("kedge-local-cluster".into()),
+        names,
+        server_auth: true,
+        key_usage: true,
+        ..CertSpec::default()
+    })?;
 
     let chain = vec![server.cert_der().clone()];
     let mut config = ServerConfig::builder_with_provider(kedge_tls::provider())
@@ -94,10 +82,8 @@ pub const FRONT_PROXY_CLIENT_NAME: &str = "front-proxy-client";
 
 /// Generate a front-proxy CA and its client certificate.
 pub fn generate_front_proxy() -> Result<FrontProxy, Error> {
-    let ca = Ca::new("kedge local-cluster front-proxy CA").map_err(generation_error)?;
-    let client = ca
-        .client(FRONT_PROXY_CLIENT_NAME, None)
-        .map_err(generation_error)?;
+    let ca = Ca::new("kedge local-cluster front-proxy CA")?;
+    let client = ca.client(FRONT_PROXY_CLIENT_NAME, None)?;
     Ok(FrontProxy {
         ca_pem: ca.cert_pem().to_owned(),
         cert_pem: client.cert_pem,

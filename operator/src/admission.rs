@@ -80,9 +80,7 @@ pub fn validate_and_compile(so: &ScaledObject) -> (Findings, Option<Formula>) {
     }
     let mut names = BTreeSet::new();
     for trigger in &spec.triggers {
-        if trigger.use_cached_metrics()
-            && matches!(trigger.type_.as_str(), "cpu" | "memory" | "cron")
-        {
+        if trigger.use_cached_metrics() && (trigger.is_resource() || trigger.type_ == "cron") {
             f.errors.push(format!(
                 "property \"useCachedMetrics\" is not supported for {:?} scaler",
                 trigger.type_
@@ -102,9 +100,9 @@ pub fn validate_and_compile(so: &ScaledObject) -> (Findings, Option<Formula>) {
     }
 
     // scalingModifiers.
-    let modifiers = spec.scaling_modifiers().filter(|m| !m.is_empty());
+    let modifiers = spec.scaling_modifiers();
     if let Some(m) = modifiers {
-        if m.formula.as_deref().unwrap_or_default().trim().is_empty() {
+        if spec.scaling_formula().is_none() {
             f.errors
                 .push("error validating formula in ScalingModifiers: formula is empty".to_owned());
         }
