@@ -334,6 +334,49 @@ async fn deleting_restores_the_original_replica_count() {
 }
 
 #[tokio::test]
+async fn a_panic_in_a_reconcile_ends_the_process_non_zero() {
+    // A replica whose controller died must not keep serving (and holding a lease) with nothing
+    // reconciling: it exits, so the kubelet restarts it. The panic comes from the test-only
+    // `failpoints` feature.
+    let c = Cluster::start("panic").await;
+    let mut kedge = c.run_kedge("kedge", &[]);
+    create_deployment(&c.client, NS, "boom", 0).await;
+    let created = scaled_object(&c.client, "boom", json!({}), cron(true, "1")).await;
+    let api: Api<ScaledObject> = Api::namespaced(c.client.clone(), NS);
+    let patch = json!({"metadata": {"annotations": {"kedge.test/panic-in-reconcile": "true"}}});
+    api.patch(
+        &created.metadata.name.unwrap(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await
+    .unwrap();
+    let deadline = std::time::Instant::now() + MINUTE;
+    let status = loop {
+        if let Some(status) = kedge.exited() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "kedge did not exit:\n{}",
+            kedge.output()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(!status.success(), "{status:?}\n{}", kedge.output());
+    // kube-runtime runs each reconcile in a task of its own and unwraps its result, so the
+    // panic reaches the controller wrapped in that.
+    let out = kedge.output();
+    let said = out
+        .lines()
+        .find(|l| l.starts_with("kedge run: the controller stopped: panicked"));
+    assert!(
+        said.is_some_and(|l| l.contains("failpoint kedge.test/panic-in-reconcile")),
+        "{out}"
+    );
+}
+
+#[tokio::test]
 async fn a_secret_a_trigger_authentication_names_must_exist() {
     let c = Cluster::start("missingsecret").await;
     let _kedge = c.run_kedge("kedge", &[]);

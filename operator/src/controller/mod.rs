@@ -49,6 +49,11 @@ use crate::status::StatusWriter;
 use crate::target::Discovery;
 use crate::telemetry::{Metrics, result_labels};
 
+/// With the `failpoints` feature, a ScaledObject with this annotation makes its reconcile
+/// panic: how the tests check that a controller that dies takes the process with it.
+#[cfg(feature = "failpoints")]
+const FAILPOINT_PANIC: &str = "kedge.test/panic-in-reconcile";
+
 /// The finalizer KEDA puts on ScaledObjects; kedge uses the same so the two hand over cleanly.
 pub const FINALIZER: &str = "finalizer.keda.sh";
 
@@ -392,6 +397,10 @@ async fn reconcile(so: Arc<ScaledObject>, ctx: Arc<Context>) -> Result<Action, E
     // kube's controller starts once the ScaledObject cache is complete; an auth that is not in
     // the TriggerAuthentication caches yet would read as missing.
     ctx.sync.wait().await;
+    #[cfg(feature = "failpoints")]
+    if so.annotations().contains_key(FAILPOINT_PANIC) {
+        panic!("failpoint {FAILPOINT_PANIC}");
+    }
     let started = Instant::now();
     let api: Api<ScaledObject> = Api::namespaced(ctx.client.clone(), &ObjectKey::of(&so).namespace);
     let result = finalizer(&api, FINALIZER, so, |event| async {

@@ -28,7 +28,7 @@ pub fn kedge_bin() -> PathBuf {
     let bin = dir.join("kedge");
     assert!(
         bin.exists(),
-        "{} not found: build it first with `cargo build -p kedge` (scripts/test.sh does)",
+        "{} not found: build it first with `cargo build -p kedge --features failpoints` (scripts/test.sh does)",
         bin.display()
     );
     bin
@@ -73,6 +73,11 @@ impl Process {
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// The exit status, once the process has exited.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
     }
 
     /// Sends a signal (e.g. `STOP`, `CONT`).
