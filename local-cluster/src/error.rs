@@ -31,6 +31,9 @@ pub enum Error {
     /// ConfigMap) failed.
     #[error("cannot create the initial cluster objects: {0}")]
     Bootstrap(#[source] ApiError),
+    /// A fault rule that cannot be used (e.g. `times: 0`, a status code outside 400–599).
+    #[error("invalid fault rule: {0}")]
+    InvalidFault(String),
 }
 
 /// The `reason` field of a Kubernetes `Status`.

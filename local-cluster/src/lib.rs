@@ -17,18 +17,65 @@
 //! cluster.shutdown().await;
 //! # Ok(()) }
 //! ```
+//!
+//! # Faults and the write audit log
+//!
+//! For tests of how clients survive a misbehaving API server, the cluster holds a set of
+//! [`FaultRule`]s: each matches requests by verb, group/resource, subresource, namespace, name
+//! and `User-Agent` substring, and answers them with a status code (a `Status` body, and
+//! `Retry-After` for 429), holds them for a while or until the rule is removed, or resets the
+//! connection — before the request is handled, or after (the write took effect, its answer is
+//! replaced, delayed or lost) — a number of times or until removed. Requests no rule matches
+//! are served as without rules. Every write request (create, update, patch, delete,
+//! deletecollection, subresources included) is recorded as an [`AuditEntry`]: a gapless
+//! sequence number, when it came and was answered, what it addressed, its `User-Agent` and
+//! source address, the code its handling produced and the code the client got, and the rule
+//! that acted on it. The newest [`Config::audit_capacity`] entries are kept. Writes of the
+//! simulated controllers do not go through HTTP and are not recorded.
+//!
+//! ```no_run
+//! # async fn demo(cluster: local_cluster::LocalCluster) -> Result<(), local_cluster::Error> {
+//! use local_cluster::{FaultAction, FaultRule, Verb};
+//! let id = cluster.inject_fault(
+//!     FaultRule::new(FaultAction::too_many_requests(2))
+//!         .verbs([Verb::Update, Verb::Patch])
+//!         .resource("coordination.k8s.io", "leases")
+//!         .user_agent("replica-a")
+//!         .times(3),
+//! )?;
+//! // ... exercise the client ...
+//! let landed = cluster.audit(0).into_iter().filter(|e| e.landed()).count();
+//! cluster.remove_fault(id);
+//! # let _ = landed;
+//! # Ok(()) }
+//! ```
+//!
+//! The same over HTTP, behind the cluster's bearer token, for a cluster in another process
+//! (`kedge dev --cluster-only`); [`remote`] calls them through a kube-rs client:
+//!
+//! | endpoint | answer |
+//! | --- | --- |
+//! | `POST /local-cluster/faults` with a [`FaultRule`] as JSON | 201, the [`Fault`] (its `id`) |
+//! | `GET /local-cluster/faults` | the [`Fault`]s with their `hits` |
+//! | `GET /local-cluster/faults/{id}` | one [`Fault`] |
+//! | `DELETE /local-cluster/faults/{id}` | the removed [`Fault`]; its hangs end |
+//! | `DELETE /local-cluster/faults` | the removed [`Fault`]s |
+//! | `GET /local-cluster/audit?since=SEQ` | the [`AuditEntry`]s after `SEQ`, oldest first |
 
 #![warn(missing_docs)]
 
 mod aggregation;
+mod audit;
 mod backends;
 mod convert;
 mod discovery;
 mod error;
+mod faults;
 mod kubeconfig;
 mod objects;
 mod patch;
 mod quantity;
+pub mod remote;
 mod resources;
 mod schema;
 mod selectors;
@@ -48,8 +95,10 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+pub use audit::AuditEntry;
 pub use backends::BackendTls;
 pub use error::Error;
+pub use faults::{Fault, FaultAction, FaultRule, FaultWhen, Verb};
 
 /// How to run a local cluster.
 #[derive(Debug, Clone)]
@@ -86,6 +135,8 @@ pub struct Config {
     /// front-proxy client certificate to APIService backends, so a backend authenticates the
     /// aggregator exactly as in a real cluster. Default `true`.
     pub front_proxy: bool,
+    /// Entries the write audit log keeps (the newest); 0 keeps none. Default 100,000.
+    pub audit_capacity: usize,
 }
 
 impl Default for Config {
@@ -103,6 +154,7 @@ impl Default for Config {
             simulate_workloads: true,
             simulate_hpa: true,
             front_proxy: true,
+            audit_capacity: 100_000,
         }
     }
 }
@@ -176,6 +228,8 @@ impl LocalCluster {
                 .watch_bookmark_interval
                 .max(Duration::from_millis(100)),
             front_proxy,
+            faults: faults::Faults::default(),
+            audit: audit::AuditLog::new(config.audit_capacity),
         });
         objects::bootstrap(&state, tls.as_ref().map(|t| t.ca_pem.as_str()))
             .map_err(Error::Bootstrap)?;
@@ -228,13 +282,18 @@ impl LocalCluster {
 
     /// A kube-rs client for this cluster, configured from the kubeconfig.
     pub async fn client(&self) -> Result<kube::Client, Error> {
+        let config = self.kube_config().await?;
+        kube::Client::try_from(config).map_err(|e| Error::Client(e.to_string()))
+    }
+
+    /// The kube-rs configuration of this cluster (from the kubeconfig), for callers that build
+    /// their own client stack.
+    pub async fn kube_config(&self) -> Result<kube::Config, Error> {
         let kc = kube::config::Kubeconfig::from_yaml(&self.kubeconfig_yaml())
             .map_err(|e| Error::Client(e.to_string()))?;
-        let config =
-            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-                .await
-                .map_err(|e| Error::Client(e.to_string()))?;
-        kube::Client::try_from(config).map_err(|e| Error::Client(e.to_string()))
+        kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+            .await
+            .map_err(|e| Error::Client(e.to_string()))
     }
 
     /// Say which local URL the Service `namespace/name` stands for. APIServices whose
@@ -255,6 +314,38 @@ impl LocalCluster {
                 tls,
             },
         );
+    }
+
+    /// Add a fault rule; its id. Requests it matches from now on get its action (see
+    /// [`FaultRule`]); the first matching rule in the order they were added acts.
+    pub fn inject_fault(&self, rule: FaultRule) -> Result<u64, Error> {
+        self.state
+            .faults
+            .add(rule)
+            .map(|f| f.id)
+            .map_err(Error::InvalidFault)
+    }
+
+    /// Remove a rule, releasing the requests it holds; the rule with its final hits, `None`
+    /// if there is no such rule.
+    pub fn remove_fault(&self, id: u64) -> Option<Fault> {
+        self.state.faults.remove(id)
+    }
+
+    /// Remove every rule; the rules removed.
+    pub fn clear_faults(&self) -> Vec<Fault> {
+        self.state.faults.clear()
+    }
+
+    /// The rules held, with how often each acted.
+    pub fn faults(&self) -> Vec<Fault> {
+        self.state.faults.list()
+    }
+
+    /// The audited write requests with a sequence number above `since` (0: all that are
+    /// kept), oldest first.
+    pub fn audit(&self, since: u64) -> Vec<AuditEntry> {
+        self.state.audit.since(since)
     }
 
     /// Stop serving and stop the simulators.

@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use crate::audit::AuditLog;
 use crate::backends::Backends;
+use crate::faults::Faults;
 use crate::resources::Registry;
 use crate::store::Store;
 
@@ -25,4 +27,8 @@ pub struct State {
     pub bookmark_interval: Duration,
     /// The client certificate presented to APIService backends, if the front proxy is on.
     pub front_proxy: Option<crate::tls::FrontProxy>,
+    /// Fault rules for chosen requests.
+    pub faults: Faults,
+    /// Write requests received.
+    pub audit: AuditLog,
 }

@@ -36,15 +36,15 @@ pub struct Ctx {
     pub server_address: String,
 }
 
-type Query = HashMap<String, String>;
+pub(super) type Query = HashMap<String, String>;
 
-fn parse_query(q: Option<&str>) -> Query {
+pub(super) fn parse_query(q: Option<&str>) -> Query {
     form_urlencoded::parse(q.unwrap_or_default().as_bytes())
         .into_owned()
         .collect()
 }
 
-fn flag(q: &Query, key: &str) -> bool {
+pub(super) fn flag(q: &Query, key: &str) -> bool {
     q.get(key)
         .is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("true"))
 }
