@@ -6,7 +6,8 @@
 #   2. `helm lint --strict`, then `helm template` with default values must give exactly the
 #      objects of deploy/ (less the Namespace: Helm installs with --create-namespace), with
 #      watchNamespace=default those of deploy/namespaced/, with certManager.enabled=true those
-#      of deploy/cert-manager/. A render with every option switched on is validated too.
+#      of deploy/cert-manager/. A render with every option switched on is validated too, and
+#      with rbac.restrictSecretAccess=true no ClusterRole may grant Secrets.
 #   3. Every rendered object and every example document is checked against the Kubernetes
 #      API schemas (kubernetes-validate, strict: unknown fields are errors) for each version in
 #      KUBE_VERSIONS; keda.sh objects against kedge's own CRDs (scripts/validate_manifests.py).
@@ -77,9 +78,11 @@ render() { helm_q template kedge "$chart" --namespace kedge --include-crds "$@";
 render >"$out/helm.yaml"
 render --set watchNamespace=default >"$out/helm-namespaced.yaml"
 render --set certManager.enabled=true >"$out/helm-cert-manager.yaml"
+render --set rbac.restrictSecretAccess=true >"$out/helm-restricted-secrets.yaml"
 render --set watchNamespace=apps --set certManager.enabled=true \
   --set serviceMonitor.enabled=true --set-json 'serviceMonitor.labels={"release":"prometheus"}' \
-  --set rbac.restrictScaleToTargets=true \
+  --set rbac.restrictScaleToTargets=true --set rbac.restrictSecretAccess=true \
+  --set-json 'scalerAddressDenyCidrs=["169.254.169.254/32","10.96.0.1/32"]' \
   --set-json 'rbac.scaleTargets=[{"apiGroup":"apps","resources":["deployments"]},{"apiGroup":"argoproj.io","resources":["rollouts"]}]' \
   --set kubeApi.qps=40 --set kubeApi.burst=60 \
   --set ports.https=7443 --set ports.metrics=9090 --set ports.grpc=9667 --set logFormat=text \
@@ -90,12 +93,24 @@ render --set watchNamespace=apps --set certManager.enabled=true \
   --set-json 'tolerations=[{"key":"dedicated","operator":"Exists","effect":"NoSchedule"}]' \
   --set-json 'imagePullSecrets=[{"name":"regcred"}]' \
   --set podDisruptionBudget.enabled=false >"$out/helm-everything.yaml"
-say "helm $HELM_VERSION: lint --strict passes, 4 value sets render"
+say "helm $HELM_VERSION: lint --strict passes, 5 value sets render"
 # kubeApi values become kedge run's rate limit flags; the default sets no limit.
 grep -q -- '- --kube-api-qps=40$' "$out/helm-everything.yaml" \
   && grep -q -- '- --kube-api-burst=60$' "$out/helm-everything.yaml" \
   && ! grep -q -- '--kube-api-' "$out/helm.yaml" \
   || { echo "validate-manifests: kubeApi.qps/burst do not render as --kube-api-qps/--kube-api-burst" >&2; exit 1; }
+# scalerAddressDenyCidrs becomes --scaler-address-deny-cidrs; the default denies nothing.
+grep -q -- '- --scaler-address-deny-cidrs=169.254.169.254/32,10.96.0.1/32$' "$out/helm-everything.yaml" \
+  && ! grep -q -- '--scaler-address-deny-cidrs' "$out/helm.yaml" \
+  || { echo "validate-manifests: scalerAddressDenyCidrs does not render as --scaler-address-deny-cidrs" >&2; exit 1; }
+# rbac.restrictSecretAccess: no ClusterRole grants Secrets, only Roles in the release namespace
+# (list/watch there), and kedge is told so; by default (as deploy/) Secrets are cluster-wide.
+for f in deploy helm; do
+  "$PY" scripts/validate_manifests.py secret-access --expect cluster-wide --namespace kedge "$out/$f.yaml"
+done
+for f in helm-restricted-secrets helm-everything; do
+  "$PY" scripts/validate_manifests.py secret-access --expect restricted --namespace kedge "$out/$f.yaml"
+done
 
 "$PY" scripts/validate_manifests.py compare --ignore-kind Namespace "$out/deploy.yaml" "$out/helm.yaml"
 "$PY" scripts/validate_manifests.py compare --ignore-kind Namespace "$out/namespaced.yaml" "$out/helm-namespaced.yaml"

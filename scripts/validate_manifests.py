@@ -13,6 +13,11 @@
 
   validate_manifests.py compare [--ignore-kind KIND] A B
       A and B hold the same objects (by kind, namespace and name), field for field.
+
+  validate_manifests.py secret-access --expect cluster-wide|restricted --namespace NS FILE
+      Who may read Secrets in FILE: cluster-wide, a ClusterRole grants them and kedge runs
+      unrestricted; restricted (rbac.restrictSecretAccess), no ClusterRole grants them, only
+      Roles in NS do, and the Deployment sets KEDA_RESTRICT_SECRET_ACCESS=true.
 """
 
 import argparse
@@ -200,6 +205,51 @@ def compare(args):
     return rc
 
 
+# --- secret-access ----------------------------------------------------------------------------
+
+def secret_access(args):
+    docs = load_docs(args.file)
+
+    def grants_secrets(rule):
+        return (set(rule.get("apiGroups") or []) & {"", "*"}
+                and set(rule.get("resources") or []) & {"secrets", "*"})
+
+    def secret_rules(obj):
+        return [r for r in obj.get("rules") or [] if grants_secrets(r)]
+
+    cluster_roles = [show(d) for d in docs if d.get("kind") == "ClusterRole" and secret_rules(d)]
+    roles = [d for d in docs if d.get("kind") == "Role" and secret_rules(d)]
+    elsewhere = [show(d) for d in roles if d["metadata"].get("namespace") != args.namespace]
+    watched = [show(d) for d in roles
+               if any({"list", "watch"} <= set(r.get("verbs") or []) for r in secret_rules(d))]
+    env = {}
+    for d in docs:
+        if d.get("kind") == "Deployment":
+            for c in d["spec"]["template"]["spec"]["containers"]:
+                env.update({e["name"]: e.get("value") for e in c.get("env") or []})
+    restricted = env.get("KEDA_RESTRICT_SECRET_ACCESS") == "true"
+    problems = []
+    if args.expect == "restricted":
+        if cluster_roles:
+            problems.append(f"ClusterRoles grant Secrets: {', '.join(cluster_roles)}")
+        if elsewhere:
+            problems.append(f"Roles outside {args.namespace} grant Secrets: {', '.join(elsewhere)}")
+        if not watched:
+            problems.append(f"no Role lets kedge list and watch the Secrets of {args.namespace}")
+        if not restricted:
+            problems.append("the Deployment does not set KEDA_RESTRICT_SECRET_ACCESS=true")
+    else:
+        if not cluster_roles:
+            problems.append("no ClusterRole grants Secrets")
+        if restricted:
+            problems.append("the Deployment sets KEDA_RESTRICT_SECRET_ACCESS=true")
+    for p in problems:
+        print(f"{args.file}: {p}")
+    if not problems:
+        print(f"{Path(args.file).name}: Secrets readable {args.expect}")
+    return 1 if problems else 0
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -211,8 +261,12 @@ def main():
     c.add_argument("--ignore-kind", action="append", default=[])
     c.add_argument("a")
     c.add_argument("b")
+    a = sub.add_parser("secret-access")
+    a.add_argument("--expect", choices=["cluster-wide", "restricted"], required=True)
+    a.add_argument("--namespace", required=True)
+    a.add_argument("file")
     args = p.parse_args()
-    return validate(args) if args.cmd == "validate" else compare(args)
+    return {"validate": validate, "compare": compare, "secret-access": secret_access}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,10 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+
+use crate::tls::SwappableCert;
 
 /// The external-metrics HTTPS server.
 #[derive(Debug, Clone)]
@@ -20,6 +23,27 @@ pub struct AdapterConfig {
     pub provider_timeout: Duration,
     /// How long a TLS handshake may take before the connection is dropped. Default 10 s.
     pub handshake_timeout: Duration,
+    /// Connections served at once. At the limit the server stops accepting until one closes:
+    /// newcomers wait in the listen backlog instead of being refused. Default 512.
+    pub max_connections: usize,
+    /// How long a client may take to send a request's headers, and a new connection to start
+    /// its first request (HTTP/1.1 and HTTP/2 alike). On HTTP/1.1 it also bounds the wait for
+    /// the next request on a kept-alive connection. Default 5 s: real clients send their
+    /// headers with the handshake's last flight, so only a stalled client waits this long.
+    pub header_read_timeout: Duration,
+    /// A connection with no request in flight for this long is closed (HTTP/2 with a GOAWAY).
+    /// Default 90 s, kube-apiserver's and Go's transport idle timeout, so the aggregator's
+    /// connections are not cut while it still counts on them.
+    pub idle_timeout: Duration,
+    /// Streams a client may have open at once on one HTTP/2 connection; further ones are
+    /// refused (`REFUSED_STREAM`) and a Go client opens another connection. Default 250, the
+    /// default of Kubernetes' aggregated API servers (`--http2-max-streams-per-connection`).
+    pub http2_max_concurrent_streams: u32,
+    /// How often an HTTP/2 connection is pinged to find a peer that went away without closing
+    /// it. Default 30 s; `None` never pings.
+    pub http2_keep_alive_interval: Option<Duration>,
+    /// How long a ping may go unanswered before the connection is closed. Default 20 s.
+    pub http2_keep_alive_timeout: Duration,
 }
 
 impl Default for AdapterConfig {
@@ -29,6 +53,12 @@ impl Default for AdapterConfig {
             tls: ServingTls::default(),
             provider_timeout: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(10),
+            max_connections: 512,
+            header_read_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(90),
+            http2_max_concurrent_streams: 250,
+            http2_keep_alive_interval: Some(Duration::from_secs(30)),
+            http2_keep_alive_timeout: Duration::from_secs(20),
         }
     }
 }
@@ -59,6 +89,9 @@ pub enum ServingTls {
         /// Private key.
         key_file: PathBuf,
     },
+    /// A certificate its owner replaces while serving ([`SwappableCert::set`]), as kedge does
+    /// when it renews the certificate its own CA signed.
+    Swappable(Arc<SwappableCert>),
 }
 
 /// Stands in for key material in `Debug` output.
@@ -83,6 +116,7 @@ impl std::fmt::Debug for ServingTls {
                 .field("cert_file", cert_file)
                 .field("key_file", key_file)
                 .finish(),
+            ServingTls::Swappable(_) => f.write_str("Swappable"),
         }
     }
 }

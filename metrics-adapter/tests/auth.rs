@@ -432,3 +432,179 @@ async fn bearer_tokens_are_refused_without_a_token_reviewer() {
     assert_eq!(code, 401);
     f.server.shutdown().await;
 }
+
+/// A TokenReview API that accepts tokens starting with `good-`, takes `delay` per review, and
+/// records how many reviews it served and how many ran at once.
+#[derive(Default)]
+struct CountingTokenReview {
+    delay: std::time::Duration,
+    reviews: std::sync::atomic::AtomicUsize,
+    running: std::sync::atomic::AtomicUsize,
+    most_at_once: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl TokenReviewer for CountingTokenReview {
+    async fn review(
+        &self,
+        token: &str,
+        _audiences: &[String],
+    ) -> Result<Option<UserInfo>, AuthApiError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.reviews.fetch_add(1, SeqCst);
+        let now = self.running.fetch_add(1, SeqCst) + 1;
+        self.most_at_once.fetch_max(now, SeqCst);
+        tokio::time::sleep(self.delay).await;
+        self.running.fetch_sub(1, SeqCst);
+        Ok(token.starts_with("good-").then(|| UserInfo {
+            username: format!("system:serviceaccount:monitoring:{token}"),
+            ..UserInfo::default()
+        }))
+    }
+}
+
+async fn token_server(
+    config: DelegatedAuthConfig,
+    reviewer: Arc<CountingTokenReview>,
+) -> (ServerHandle, String) {
+    let auth = DelegatedAuth::new(
+        config,
+        AuthenticationSettings::none(),
+        Some(reviewer),
+        Arc::new(FakeKubeAuthorizer::default()),
+    );
+    let server = AdapterServer::bind(
+        AdapterConfig {
+            bind: loopback(),
+            ..AdapterConfig::default()
+        },
+        MapProvider::with(&[("default", "orders", "s0-x", 3.0)]),
+        Auth::Delegated(Arc::new(auth)),
+    )
+    .await
+    .unwrap();
+    let ca = server.serving_cert_pem().unwrap().to_owned();
+    (server.spawn().unwrap(), ca)
+}
+
+/// GET `url` with a bearer token: status and Retry-After.
+async fn with_token(client: &reqwest::Client, url: &str, token: &str) -> (u16, Option<String>) {
+    let resp = client
+        .get(url)
+        .header("Authorization", format!("Bearer {token}"))
+        .send()
+        .await
+        .unwrap();
+    let retry_after = resp
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    (resp.status().as_u16(), retry_after)
+}
+
+#[tokio::test]
+async fn a_flood_of_bad_tokens_from_one_source_costs_a_bounded_number_of_reviews() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let reviewer = Arc::new(CountingTokenReview::default());
+    let (server, ca) = token_server(
+        DelegatedAuthConfig {
+            token_reviews_per_source_burst: 5,
+            token_reviews_per_source_per_second: 1.0,
+            ..DelegatedAuthConfig::default()
+        },
+        reviewer.clone(),
+    )
+    .await;
+    let url = metric_url(server.local_addr(), "default", "s0-x", "orders");
+    let attacker = common::https_client_at(&ca, [127, 0, 0, 1].into());
+
+    // A caller from the same address whose token was accepted before the flood.
+    let (code, _) = with_token(&attacker, &url, "good-early").await;
+    assert_eq!(code, 200);
+
+    let started = std::time::Instant::now();
+    let flood = (0..200).map(|i| {
+        let attacker = attacker.clone();
+        let url = url.clone();
+        async move { with_token(&attacker, &url, &format!("random-{i}")).await }
+    });
+    let answers = futures::future::join_all(flood).await;
+    let elapsed = started.elapsed();
+    let limited = answers.iter().filter(|(code, _)| *code == 429).count();
+    assert!(
+        answers.iter().all(|(code, _)| *code == 401 || *code == 429),
+        "{answers:?}"
+    );
+    assert!(
+        answers
+            .iter()
+            .filter(|(code, _)| *code == 429)
+            .all(|(_, after)| after.as_deref().and_then(|s| s.parse::<u64>().ok()) >= Some(1)),
+        "429 without Retry-After: {answers:?}"
+    );
+    // The burst of 5 (one already spent on the early token), plus one per second of flood.
+    let allowed = 5 + elapsed.as_secs() as usize + 1;
+    let reviews = reviewer.reviews.load(SeqCst);
+    assert!(
+        reviews <= allowed,
+        "{reviews} reviews for a flood of 200 tokens in {elapsed:?}"
+    );
+    assert!(limited >= 200 - allowed, "{limited} answered 429");
+
+    // The cached token still works from the flooded address, without a review.
+    let (code, _) = with_token(&attacker, &url, "good-early").await;
+    assert_eq!(code, 200);
+    assert_eq!(reviewer.reviews.load(SeqCst), reviews);
+    // A caller from another address has its own allowance.
+    let other = common::https_client_at(&ca, [127, 0, 0, 2].into());
+    let (code, _) = with_token(&other, &url, "good-prometheus").await;
+    assert_eq!(code, 200);
+    assert_eq!(reviewer.reviews.load(SeqCst), reviews + 1);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn token_reviews_in_flight_are_bounded_across_sources() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let reviewer = Arc::new(CountingTokenReview {
+        delay: std::time::Duration::from_millis(300),
+        ..CountingTokenReview::default()
+    });
+    let (server, ca) = token_server(
+        DelegatedAuthConfig {
+            // No per-source limit: only the global bound is at work.
+            token_reviews_per_source_burst: 0,
+            max_token_reviews_in_flight: 3,
+            review_queue_timeout: std::time::Duration::from_millis(400),
+            ..DelegatedAuthConfig::default()
+        },
+        reviewer.clone(),
+    )
+    .await;
+    let url = metric_url(server.local_addr(), "default", "s0-x", "orders");
+    // Thirty sources at once, each with a token of its own.
+    let callers = (2..32u8).map(|i| {
+        let client = common::https_client_at(&ca, [127, 0, 0, i].into());
+        let url = url.clone();
+        async move { with_token(&client, &url, &format!("random-{i}")).await }
+    });
+    let answers = futures::future::join_all(callers).await;
+    assert!(reviewer.most_at_once.load(SeqCst) <= 3);
+    let limited: Vec<_> = answers.iter().filter(|(code, _)| *code == 429).collect();
+    assert!(!limited.is_empty(), "{answers:?}");
+    assert!(
+        limited
+            .iter()
+            .all(|(_, after)| after.as_deref() == Some("1"))
+    );
+    // Everyone who got a review was answered 401, everyone else 429; nobody waited for ever.
+    assert_eq!(
+        answers.iter().filter(|(code, _)| *code == 401).count(),
+        reviewer.reviews.load(SeqCst)
+    );
+    // Once the flood is over, a good token is served.
+    let (code, _) = with_token(&https_client(&ca, None), &url, "good-late").await;
+    assert_eq!(code, 200);
+    server.shutdown().await;
+}

@@ -8,7 +8,10 @@
 //!   their last known values while the leader cannot be reached.
 //! * Certificates: `--cert-file`/`--key-file` (cert-manager), or the CA kept in the
 //!   `--cert-secret-name` Secret, whose certificate kedge also writes into the APIService's
-//!   `caBundle`.
+//!   `caBundle`; the serving certificate it signs is renewed while running
+//!   ([`certs::spawn_manager`]).
+//! * Delegated authentication and authorization use a client of their own, and the server
+//!   bounds connections, streams and idle time (flags below).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -17,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use metrics_adapter::grpc::{ForwardingProvider, GrpcServer, LeaderAddress};
+use metrics_adapter::tls::SwappableCert;
 use metrics_adapter::{
     AdapterConfig, AdapterServer, Auth, DelegatedAuth, DelegatedAuthConfig, GrpcConfig, GrpcTls,
     MetricsProvider, ProviderError, ServerHandle, ServingTls,
@@ -68,6 +72,38 @@ pub struct AdapterArgs {
     /// development only (`kedge dev`); never in a cluster.
     #[arg(long)]
     pub insecure_disable_adapter_auth: bool,
+    /// Connections the external metrics API serves at once. Beyond it, new connections wait
+    /// (in the listen backlog) until one closes, rather than being refused.
+    #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..))]
+    pub adapter_max_connections: u32,
+    /// Streams one HTTP/2 connection to the external metrics API may have open at once; more
+    /// are refused, and clients open another connection (kube's flag of the same name).
+    #[arg(long, default_value_t = 250, value_parser = clap::value_parser!(u32).range(1..))]
+    pub http2_max_streams_per_connection: u32,
+    /// Seconds a client of the external metrics API has to send its request headers, and a
+    /// new connection to start its first request. Stalled (slow-loris) connections are closed
+    /// after it.
+    #[arg(long, default_value_t = 5, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub adapter_header_read_timeout_seconds: u64,
+    /// Seconds a connection to the external metrics API may stay open with no request in
+    /// flight (kube-apiserver's 90 s, so the aggregator never finds a kept connection gone).
+    #[arg(long, default_value_t = 90, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub adapter_idle_timeout_seconds: u64,
+}
+
+impl AdapterArgs {
+    /// The server's limits from these flags, the rest at their defaults.
+    fn server_config(&self, tls: ServingTls) -> AdapterConfig {
+        AdapterConfig {
+            bind: SocketAddr::new(self.secure_bind_address, self.secure_port),
+            tls,
+            max_connections: self.adapter_max_connections as usize,
+            http2_max_concurrent_streams: self.http2_max_streams_per_connection,
+            header_read_timeout: Duration::from_secs(self.adapter_header_read_timeout_seconds),
+            idle_timeout: Duration::from_secs(self.adapter_idle_timeout_seconds),
+            ..AdapterConfig::default()
+        }
+    }
 }
 
 /// Why the adapter could not start.
@@ -166,9 +202,12 @@ impl Drop for Adapter {
 }
 
 /// Starts the adapter for `kedge run`. `leader_elect` decides whether followers exist (and so
-/// the gRPC link); `name` is this replica's name in the election.
+/// the gRPC link); `name` is this replica's name in the election. `auth_client` makes the
+/// TokenReviews and SubjectAccessReviews callers cause: a client of their own, so they neither
+/// wait behind the operator's rate limit nor delay lease renewals (the adapter bounds them).
 pub async fn start(
     client: &kube::Client,
+    auth_client: &kube::Client,
     args: &AdapterArgs,
     namespace: &str,
     name: &str,
@@ -182,35 +221,36 @@ pub async fn start(
     } else {
         None
     };
-    let tls = match (&args.cert_file, &args.key_file, &bundle) {
+    // kedge's own serving certificate, swapped for a renewed one while serving.
+    let own_serving = match (&args.cert_file, &bundle) {
+        (None, Some(b)) => Some((
+            b.clone(),
+            Arc::new(
+                SwappableCert::from_pem(&b.tls_cert_pem, &b.tls_key_pem)
+                    .map_err(certs::CertError::from)?,
+            ),
+        )),
+        _ => None,
+    };
+    let tls = match (&args.cert_file, &args.key_file, &own_serving) {
         (Some(cert_file), Some(key_file), _) => ServingTls::Files {
             cert_file: cert_file.clone(),
             key_file: key_file.clone(),
         },
-        (_, _, Some(b)) => ServingTls::Pem {
-            cert_pem: b.tls_cert_pem.clone(),
-            key_pem: b.tls_key_pem.clone(),
+        (_, _, Some((_, serving))) => ServingTls::Swappable(Arc::clone(serving)),
+        _ => ServingTls::SelfSigned {
+            names: names.clone(),
         },
-        _ => ServingTls::SelfSigned { names },
     };
-    if args.cert_file.is_none()
-        && args.patch_apiservice_ca_bundle
-        && let Some(b) = &bundle
-    {
-        tasks.push(certs::spawn_ca_bundle_keeper(
-            client.clone(),
-            args.apiservice_name.clone(),
-            b.ca_cert_pem.clone(),
-        ));
-    }
 
     let auth = if args.insecure_disable_adapter_auth {
         Auth::disabled_for_local_mode()
     } else {
-        let delegated = DelegatedAuth::from_cluster(client.clone(), DelegatedAuthConfig::default())
-            .await
-            .map_err(|e| AdapterError::Auth(e.to_string()))?;
-        tasks.push(delegated.spawn_refresh(client.clone(), Duration::from_secs(60)));
+        let delegated =
+            DelegatedAuth::from_cluster(auth_client.clone(), DelegatedAuthConfig::default())
+                .await
+                .map_err(|e| AdapterError::Auth(e.to_string()))?;
+        tasks.push(delegated.spawn_refresh(auth_client.clone(), Duration::from_secs(60)));
         Auth::Delegated(delegated)
     };
 
@@ -265,11 +305,41 @@ pub async fn start(
         _ => local.clone(),
     };
 
-    let config = AdapterConfig {
-        bind: SocketAddr::new(args.secure_bind_address, args.secure_port),
-        tls,
-        ..AdapterConfig::default()
-    };
+    if let Some((current, serving)) = own_serving {
+        // Only the leader (or the only replica) writes the APIService: followers still renew
+        // and reload their certificate from the Secret.
+        let (may_patch_tx, may_patch) = watch::channel(!leader_elect);
+        if leader_elect {
+            let mut holders = holder_rx.clone();
+            let me = identity.clone();
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    let leads = holders.borrow_and_update().as_deref() == Some(me.as_str());
+                    may_patch_tx.send_if_modified(|v| std::mem::replace(v, leads) != leads);
+                    if holders.changed().await.is_err() {
+                        return;
+                    }
+                }
+            }));
+        }
+        tasks.push(certs::spawn_manager(
+            client.clone(),
+            certs::ManagerSettings {
+                namespace: namespace.to_owned(),
+                secret: args.cert_secret_name.clone(),
+                names,
+                apiservice: args
+                    .patch_apiservice_ca_bundle
+                    .then(|| args.apiservice_name.clone()),
+                check_interval: certs::CHECK_INTERVAL,
+            },
+            current,
+            serving,
+            may_patch,
+        ));
+    }
+
+    let config = args.server_config(tls);
     let server = AdapterServer::bind(config, provider, auth).await?;
     let addr = server.local_addr()?;
     info!(%addr, "serving the external metrics API");
@@ -281,4 +351,49 @@ pub async fn start(
         _grpc: grpc_handle,
         _tasks: tasks,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limit_flags_default_to_the_servers_defaults() {
+        let flags = crate::run::RunArgs::defaults()
+            .adapter
+            .server_config(ServingTls::default());
+        let defaults = AdapterConfig::default();
+        assert_eq!(flags.max_connections, defaults.max_connections);
+        assert_eq!(
+            flags.http2_max_concurrent_streams,
+            defaults.http2_max_concurrent_streams
+        );
+        assert_eq!(flags.header_read_timeout, defaults.header_read_timeout);
+        assert_eq!(flags.idle_timeout, defaults.idle_timeout);
+        assert_eq!(flags.bind, defaults.bind);
+    }
+
+    #[test]
+    fn limit_flags_parse() {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            adapter: AdapterArgs,
+        }
+        let cli = Cli::try_parse_from([
+            "kedge",
+            "--adapter-max-connections=64",
+            "--http2-max-streams-per-connection=100",
+            "--adapter-header-read-timeout-seconds=2",
+            "--adapter-idle-timeout-seconds=30",
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        let config = cli.adapter.server_config(ServingTls::default());
+        assert_eq!(config.max_connections, 64);
+        assert_eq!(config.http2_max_concurrent_streams, 100);
+        assert_eq!(config.header_read_timeout, Duration::from_secs(2));
+        assert_eq!(config.idle_timeout, Duration::from_secs(30));
+        assert!(Cli::try_parse_from(["kedge", "--adapter-max-connections=0"]).is_err());
+    }
 }

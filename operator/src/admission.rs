@@ -12,6 +12,19 @@ use crate::policy::modifiers::Formula;
 /// Longest name Kubernetes accepts for a label value, and so for a ScaledObject or HPA name.
 const MAX_NAME_LEN: usize = 63;
 
+/// The most triggers one ScaledObject may have. Each is a scaler polled at every interval and
+/// a metric of the HPA, and a tenant's count must not set kedge's load; KEDA's examples have a
+/// handful.
+pub const MAX_TRIGGERS: usize = 100;
+
+/// The longest trigger metadata value, in bytes. Values go into requests, metric names and
+/// messages; queries and addresses are far shorter, and certificates come from
+/// TriggerAuthentications.
+pub const MAX_METADATA_VALUE_BYTES: usize = 64 * 1024;
+
+/// The longest trigger metadata key and trigger name, in bytes (both are echoed in messages).
+pub const MAX_METADATA_KEY_BYTES: usize = 256;
+
 /// What the rules found.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Findings {
@@ -77,6 +90,37 @@ pub fn validate_and_compile(so: &ScaledObject) -> (Findings, Option<Formula>) {
     if spec.triggers.is_empty() {
         f.errors
             .push("no triggers defined in the ScaledObject/ScaledJob".to_owned());
+    }
+    if spec.triggers.len() > MAX_TRIGGERS {
+        f.errors.push(format!(
+            "triggers: {} are defined; at most {MAX_TRIGGERS} are allowed",
+            spec.triggers.len()
+        ));
+    }
+    // Sizes are checked before anything reads the values; nothing here echoes them.
+    for (i, trigger) in spec.triggers.iter().enumerate().take(MAX_TRIGGERS) {
+        if trigger
+            .name
+            .as_ref()
+            .is_some_and(|n| n.len() > MAX_METADATA_KEY_BYTES)
+        {
+            f.errors.push(format!(
+                "triggers[{i}].name: longer than {MAX_METADATA_KEY_BYTES} bytes"
+            ));
+        }
+        for (key, value) in &trigger.metadata {
+            if key.len() > MAX_METADATA_KEY_BYTES {
+                f.errors.push(format!(
+                    "triggers[{i}].metadata: a key is {} bytes long; at most {MAX_METADATA_KEY_BYTES} are allowed",
+                    key.len()
+                ));
+            } else if value.len() > MAX_METADATA_VALUE_BYTES {
+                f.errors.push(format!(
+                    "triggers[{i}].metadata.{key}: {} bytes long; at most {MAX_METADATA_VALUE_BYTES} are allowed",
+                    value.len()
+                ));
+            }
+        }
     }
     let mut names = BTreeSet::new();
     for trigger in &spec.triggers {
@@ -250,6 +294,36 @@ spec:
     #[test]
     fn valid_object_has_no_findings() {
         assert_eq!(validate(&so(BASE)), Findings::default());
+    }
+
+    #[test]
+    fn tenant_sized_inputs_are_bounded_and_not_echoed() {
+        let mut many = so(BASE);
+        let cron = many.spec.triggers[0].clone();
+        many.spec.triggers = vec![cron.clone(); MAX_TRIGGERS];
+        assert_eq!(validate(&many).errors, Vec::<String>::new());
+        many.spec.triggers.push(cron);
+        assert_eq!(
+            validate(&many).errors,
+            ["triggers: 101 are defined; at most 100 are allowed"]
+        );
+
+        let mut big = so(BASE);
+        let metadata = &mut big.spec.triggers[0].metadata;
+        metadata.insert("padding".into(), "x".repeat(MAX_METADATA_VALUE_BYTES));
+        assert_eq!(validate(&big).errors, Vec::<String>::new());
+        let metadata = &mut big.spec.triggers[0].metadata;
+        metadata.insert("padding".into(), "x".repeat(1 << 20));
+        metadata.insert("k".repeat(1 << 20), "v".into());
+        big.spec.triggers[0].name = Some("n".repeat(MAX_METADATA_KEY_BYTES + 1));
+        assert_eq!(
+            validate(&big).errors,
+            [
+                "triggers[0].name: longer than 256 bytes",
+                "triggers[0].metadata: a key is 1048576 bytes long; at most 256 are allowed",
+                "triggers[0].metadata.padding: 1048576 bytes long; at most 65536 are allowed",
+            ]
+        );
     }
 
     #[test]

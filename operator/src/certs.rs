@@ -6,8 +6,17 @@
 //! The first replica to start creates the Secret; the others find it (a create that loses the
 //! race reads the winner's). One CA for all replicas is what lets the APIService trust whichever
 //! replica the Service picks, and lets replicas authenticate each other on the follower link.
+//!
+//! While running, [`spawn_manager`] keeps it that way: the Secret is the single source of truth.
+//! Each replica re-reads it, renews the serving certificate (or the CA) in it before expiry (a
+//! write guarded by the resourceVersion, so one replica renews and the others read the result),
+//! and serves whatever certificate the Secret holds, swapped in without a restart. A replica
+//! whose CA differs from the Secret's (the Secret was recreated, or another replica renewed the
+//! CA) takes the Secret's rather than writing its own anywhere, and only the leader writes the
+//! APIService's `caBundle`, always the Secret's CA: two replicas cannot patch it back and forth.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -15,7 +24,8 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ApiResource, DynamicObject, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::core::GroupVersionKind;
-use metrics_adapter::tls::selfsigned;
+use metrics_adapter::tls::{SwappableCert, selfsigned};
+use tokio::sync::watch;
 use tracing::{info, warn};
 
 /// Keys of the Secret.
@@ -25,7 +35,7 @@ const TLS_CERT: &str = "tls.crt";
 const TLS_KEY: &str = "tls.key";
 
 /// The shared CA and the serving certificate it signed.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct CertBundle {
     /// CA certificate, PEM: the APIService `caBundle` and the follower link's trust anchor.
     pub ca_cert_pem: String,
@@ -84,9 +94,13 @@ fn generate(names: &[String]) -> Result<CertBundle, CertError> {
     })
 }
 
-/// Certificates are renewed at start-up when they have less than this left (the serving
-/// certificate lasts a year; kedge restarts with every upgrade).
+/// Certificates are renewed when they have less than this left (they last a year), at start-up
+/// and by [`spawn_manager`] while running.
 const RENEW_BEFORE: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// How often a running replica re-reads the Secret (one GET). A change of the APIService makes
+/// it look at once too, so a CA renewed by another replica is picked up within seconds.
+pub const CHECK_INTERVAL: Duration = Duration::from_secs(60);
 
 fn expires_soon(pem: &str) -> bool {
     selfsigned::not_after(pem).is_none_or(|t| t < std::time::SystemTime::now() + RENEW_BEFORE)
@@ -209,49 +223,152 @@ fn apiservice_resource() -> ApiResource {
     )
 }
 
-/// Keeps the APIService's `caBundle` equal to `ca_pem`: watches that one APIService (by name,
-/// so RBAC can restrict the watch with `resourceNames`) and patches it whenever it appears or
-/// changes without kedge's CA — an APIService applied after kedge started, or re-applied from
-/// a manifest without a caBundle, gets it back at once.
-pub fn spawn_ca_bundle_keeper(
+/// What [`spawn_manager`] looks after.
+#[derive(Clone, Debug)]
+pub struct ManagerSettings {
+    /// Namespace of the Secret.
+    pub namespace: String,
+    /// Name of the Secret.
+    pub secret: String,
+    /// Names the serving certificate carries.
+    pub names: Vec<String>,
+    /// The APIService whose `caBundle` to keep equal to the Secret's CA; `None` leaves it alone
+    /// (cert-manager's cainjector, or `--patch-apiservice-ca-bundle=false`).
+    pub apiservice: Option<String>,
+    /// How often to re-read the Secret.
+    pub check_interval: Duration,
+}
+
+/// Keeps this replica's serving certificate equal to the Secret's, renewing it there before it
+/// expires, and while `may_patch` is true (the leader, or the only replica) the APIService's
+/// `caBundle` equal to the Secret's CA. `current` is what `serving` serves now.
+///
+/// The APIService is watched by name (so RBAC can restrict the watch with `resourceNames`): one
+/// applied after kedge started, or re-applied from a manifest without a caBundle, gets it back
+/// at once. Each look starts by reading the Secret, and the caBundle written is the CA read
+/// then, never this replica's own: replicas that started with different CAs all end up with
+/// the Secret's, and the APIService is written once.
+pub fn spawn_manager(
     client: kube::Client,
-    name: String,
-    ca_pem: String,
+    settings: ManagerSettings,
+    current: CertBundle,
+    serving: Arc<SwappableCert>,
+    mut may_patch: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     use futures::StreamExt as _;
     use kube::runtime::{WatchStreamExt as _, watcher};
     tokio::spawn(async move {
-        let api: Api<DynamicObject> = Api::all_with(client, &apiservice_resource());
-        let wanted = base64::engine::general_purpose::STANDARD.encode(&ca_pem);
-        let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
-        let mut seen = false;
-        let mut stream = watcher(api.clone(), config)
-            .default_backoff()
-            .touched_objects()
-            .boxed();
+        let mut current = current;
+        let secret = format!("{}/{}", settings.namespace, settings.secret);
+        let api: Api<DynamicObject> = Api::all_with(client.clone(), &apiservice_resource());
+        let mut apiservices = settings.apiservice.clone().map(|name| {
+            let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+            (name, watcher(api.clone(), config).default_backoff().boxed())
+        });
+        // The APIService as last seen (`None`: not seen yet, or it does not exist), and what a
+        // relist in progress has found.
+        let mut seen: Option<DynamicObject> = None;
+        let mut relisted: Option<DynamicObject> = None;
+        let mut leadership_open = true;
+        let mut tick =
+            tokio::time::interval(settings.check_interval.max(Duration::from_millis(100)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let missing = tokio::time::sleep(Duration::from_secs(10));
         tokio::pin!(missing);
+        let mut warned_missing = false;
         loop {
             tokio::select! {
-                item = stream.next() => match item {
-                    None => return,
-                    Some(Err(e)) => warn!(apiservice = %name, "watching the APIService: {e}"),
-                    Some(Ok(obj)) => {
-                        seen = true;
-                        if obj.data.pointer("/spec/caBundle").and_then(|v| v.as_str()) == Some(wanted.as_str()) {
-                            continue;
-                        }
-                        let patch = Patch::Merge(serde_json::json!({"spec": {"caBundle": wanted}}));
-                        match api.patch(&name, &PatchParams::default(), &patch).await {
-                            Ok(_) => info!(apiservice = %name, "set the APIService's caBundle to kedge's CA"),
-                            Err(e) => warn!(apiservice = %name, "cannot set the APIService's caBundle: {e}"),
-                        }
+                _ = tick.tick() => {}
+                item = async {
+                    match apiservices.as_mut() {
+                        Some((_, stream)) => stream.next().await,
+                        None => std::future::pending().await,
+                    }
+                } => match item {
+                    Some(Ok(watcher::Event::Apply(obj))) => seen = Some(obj),
+                    Some(Ok(watcher::Event::Delete(_))) => {
+                        seen = None;
+                        continue;
+                    }
+                    Some(Ok(watcher::Event::Init)) => {
+                        relisted = None;
+                        continue;
+                    }
+                    Some(Ok(watcher::Event::InitApply(obj))) => {
+                        relisted = Some(obj);
+                        continue;
+                    }
+                    Some(Ok(watcher::Event::InitDone)) => seen = relisted.take(),
+                    Some(Err(e)) => {
+                        warn!(apiservice = ?settings.apiservice, "watching the APIService: {e}");
+                        continue;
+                    }
+                    None => {
+                        apiservices = None;
+                        continue;
                     }
                 },
-                () = &mut missing, if !seen => {
-                    seen = true;
-                    warn!(apiservice = %name, "APIService not found: the HPA cannot read metrics from kedge until it exists");
+                changed = may_patch.changed(), if leadership_open => {
+                    // No sender left: the last value holds for good.
+                    leadership_open = changed.is_ok();
                 }
+                () = &mut missing, if !warned_missing => {
+                    warned_missing = true;
+                    if seen.is_none() && let Some(name) = &settings.apiservice {
+                        warn!(apiservice = %name, "APIService not found: the HPA cannot read metrics from kedge until it exists");
+                    }
+                    continue;
+                }
+            }
+            let bundle = match ensure_secret(
+                &client,
+                &settings.namespace,
+                &settings.secret,
+                &settings.names,
+            )
+            .await
+            {
+                Ok(bundle) => bundle,
+                Err(e) => {
+                    warn!(%secret, "cannot read the certificates; keeping the current ones: {e}");
+                    continue;
+                }
+            };
+            if bundle != current {
+                match serving.set_pem(&bundle.tls_cert_pem, &bundle.tls_key_pem) {
+                    Ok(()) => {
+                        let why = if bundle.ca_cert_pem == current.ca_cert_pem {
+                            "renewed"
+                        } else {
+                            "another CA"
+                        };
+                        info!(%secret, why, "serving the Secret's new certificate");
+                        current = bundle;
+                    }
+                    Err(e) => {
+                        warn!(%secret, "the Secret's serving certificate is unusable; keeping the current one: {e}");
+                        continue;
+                    }
+                }
+            }
+            if !*may_patch.borrow() {
+                continue;
+            }
+            let (Some((name, _)), Some(obj)) = (&apiservices, &seen) else {
+                continue;
+            };
+            let wanted = base64::engine::general_purpose::STANDARD.encode(&current.ca_cert_pem);
+            if obj.data.pointer("/spec/caBundle").and_then(|v| v.as_str()) == Some(wanted.as_str())
+            {
+                continue;
+            }
+            let patch = Patch::Merge(serde_json::json!({"spec": {"caBundle": wanted}}));
+            match api.patch(name, &PatchParams::default(), &patch).await {
+                Ok(patched) => {
+                    info!(apiservice = %name, "set the APIService's caBundle to the CA in {secret}");
+                    seen = Some(patched);
+                }
+                Err(e) => warn!(apiservice = %name, "cannot set the APIService's caBundle: {e}"),
             }
         }
     })
@@ -299,6 +416,321 @@ mod tests {
         assert!(!expires_soon(&renewed.tls_cert_pem));
         let stored = from_secret(&api.get("kedge-certs").await.unwrap()).unwrap();
         assert_eq!(stored.tls_cert_pem, renewed.tls_cert_pem);
+        cluster.shutdown().await;
+    }
+
+    const APISERVICE: &str = "v1beta1.external.metrics.k8s.io";
+
+    /// Polls `check` every 100 ms until it holds, for at most 30 s.
+    async fn until(what: &str, mut check: impl AsyncFnMut() -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while !check().await {
+            assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn leaf_der(pem: &str) -> Vec<u8> {
+        kedge_tls::pem::certificates(pem.as_bytes(), "test")
+            .unwrap()
+            .remove(0)
+            .to_vec()
+    }
+
+    fn served_der(cert: &SwappableCert) -> Vec<u8> {
+        cert.current().cert[0].to_vec()
+    }
+
+    async fn create_apiservice(client: &kube::Client, ca_pem: &str) -> Api<DynamicObject> {
+        let api: Api<DynamicObject> = Api::all_with(client.clone(), &apiservice_resource());
+        let obj: DynamicObject = serde_json::from_value(serde_json::json!({
+            "apiVersion": "apiregistration.k8s.io/v1",
+            "kind": "APIService",
+            "metadata": {"name": APISERVICE},
+            "spec": {
+                "group": "external.metrics.k8s.io",
+                "version": "v1beta1",
+                "service": {"namespace": "default", "name": "kedge-metrics-apiserver"},
+                "groupPriorityMinimum": 100,
+                "versionPriority": 100,
+                "caBundle": base64::engine::general_purpose::STANDARD.encode(ca_pem),
+            }
+        }))
+        .unwrap();
+        api.create(&PostParams::default(), &obj).await.unwrap();
+        api
+    }
+
+    async fn ca_bundle(api: &Api<DynamicObject>) -> String {
+        let obj = api.get(APISERVICE).await.unwrap();
+        let b64 = obj.data["spec"]["caBundle"].as_str().unwrap_or_default();
+        String::from_utf8(
+            base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .unwrap_or_default(),
+        )
+        .unwrap_or_default()
+    }
+
+    /// Counts writes of the APIService: distinct resourceVersions its watch delivers, less the
+    /// one it had when counting started.
+    fn count_writes(
+        api: Api<DynamicObject>,
+    ) -> Arc<std::sync::Mutex<std::collections::HashSet<String>>> {
+        use futures::StreamExt as _;
+        use kube::runtime::{WatchStreamExt as _, watcher};
+        let versions = Arc::new(std::sync::Mutex::new(std::collections::HashSet::new()));
+        let seen = Arc::clone(&versions);
+        tokio::spawn(async move {
+            let mut stream = watcher(api, watcher::Config::default())
+                .default_backoff()
+                .applied_objects()
+                .boxed();
+            while let Some(item) = stream.next().await {
+                if let Ok(obj) = item
+                    && let Some(rv) = obj.metadata.resource_version
+                {
+                    seen.lock().unwrap().insert(rv);
+                }
+            }
+        });
+        versions
+    }
+
+    fn manager_settings(apiservice: Option<&str>) -> ManagerSettings {
+        ManagerSettings {
+            namespace: "default".into(),
+            secret: "kedge-certs".into(),
+            names: service_names("kedge-metrics-apiserver", "default"),
+            apiservice: apiservice.map(str::to_owned),
+            check_interval: Duration::from_millis(200),
+        }
+    }
+
+    #[tokio::test]
+    async fn replicas_with_different_cas_converge_on_the_secrets_and_stop_patching() {
+        let cluster = local_cluster::LocalCluster::start(local_cluster::Config::api_only())
+            .await
+            .unwrap();
+        let client = cluster.client().await.unwrap();
+        let names = service_names("kedge-metrics-apiserver", "default");
+        // Replica A started with a CA of its own; then the Secret was recreated with another
+        // (replica B's), and the APIService still carries A's.
+        let a = generate(&names).unwrap();
+        let b = ensure_secret(&client, "default", "kedge-certs", &names)
+            .await
+            .unwrap();
+        assert_ne!(a.ca_cert_pem, b.ca_cert_pem);
+        let apiservices = create_apiservice(&client, &a.ca_cert_pem).await;
+        let writes = count_writes(apiservices.clone());
+        until("the write counter sees the APIService", async || {
+            writes.lock().unwrap().len() == 1
+        })
+        .await;
+
+        // The worst case: both replicas believe they lead (a moment around a takeover).
+        let serving_a = Arc::new(SwappableCert::from_pem(&a.tls_cert_pem, &a.tls_key_pem).unwrap());
+        let serving_b = Arc::new(SwappableCert::from_pem(&b.tls_cert_pem, &b.tls_key_pem).unwrap());
+        let (lead_a, may_a) = watch::channel(true);
+        let (lead_b, may_b) = watch::channel(true);
+        let settings = manager_settings(Some(APISERVICE));
+        let ma = spawn_manager(
+            client.clone(),
+            settings.clone(),
+            a,
+            Arc::clone(&serving_a),
+            may_a,
+        );
+        let mb = spawn_manager(
+            client.clone(),
+            settings,
+            b.clone(),
+            Arc::clone(&serving_b),
+            may_b,
+        );
+
+        until(
+            "one caBundle, the Secret's CA, served by both",
+            async || {
+                ca_bundle(&apiservices).await == b.ca_cert_pem
+                    && served_der(&serving_a) == leaf_der(&b.tls_cert_pem)
+                    && served_der(&serving_b) == leaf_der(&b.tls_cert_pem)
+            },
+        )
+        .await;
+        // Twenty more looks each (200 ms apart): no further write.
+        let after = writes.lock().unwrap().len();
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        let total = writes.lock().unwrap().len();
+        assert_eq!(total, after, "the APIService kept being written");
+        assert!(total - 1 <= 2, "{} writes to converge", total - 1);
+        assert_eq!(ca_bundle(&apiservices).await, b.ca_cert_pem);
+
+        // Followers never write: a caBundle re-applied from a manifest stays until a leader
+        // looks, and the leader puts the Secret's CA back.
+        lead_a.send(false).unwrap();
+        lead_b.send(false).unwrap();
+        apiservices
+            .patch(
+                APISERVICE,
+                &PatchParams::default(),
+                &Patch::Merge(serde_json::json!({"spec": {"caBundle": null}})),
+            )
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(ca_bundle(&apiservices).await, "");
+        lead_a.send(true).unwrap();
+        until("the leader restores the caBundle", async || {
+            ca_bundle(&apiservices).await == b.ca_cert_pem
+        })
+        .await;
+        ma.abort();
+        mb.abort();
+        cluster.shutdown().await;
+    }
+
+    /// Connects trusting `ca_pem` and returns the leaf certificate the server presented, and the
+    /// connection.
+    async fn handshake(
+        addr: std::net::SocketAddr,
+        ca_pem: &str,
+    ) -> (
+        Vec<u8>,
+        tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+    ) {
+        let roots = kedge_tls::pem::root_store(ca_pem.as_bytes(), "ca").unwrap();
+        let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let name =
+            rustls::pki_types::ServerName::try_from("kedge-metrics-apiserver.default.svc").unwrap();
+        let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(name, tcp)
+            .await
+            .unwrap();
+        let leaf = tls.get_ref().1.peer_certificates().unwrap()[0].to_vec();
+        (leaf, tls)
+    }
+
+    /// The serial number and notAfter (Unix seconds) of a DER certificate.
+    fn serial_and_not_after(der: &[u8]) -> (String, i64) {
+        let (_, cert) = x509_parser::parse_x509_certificate(der).unwrap();
+        (
+            cert.raw_serial_as_string(),
+            cert.validity().not_after.timestamp(),
+        )
+    }
+
+    async fn healthz(tls: &mut tokio_rustls::client::TlsStream<tokio::net::TcpStream>) -> String {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        tls.write_all(b"GET /healthz HTTP/1.1\r\nHost: kedge\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = vec![0u8; 1024];
+        let n = tls.read(&mut buf).await.unwrap();
+        String::from_utf8_lossy(&buf[..n])
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    #[tokio::test]
+    async fn a_serving_certificate_close_to_expiry_is_replaced_while_serving() {
+        use kedge_tls::ca::{Ca, CertSpec, Validity};
+        use metrics_adapter::{AdapterConfig, AdapterServer, Auth, ServingTls};
+
+        let cluster = local_cluster::LocalCluster::start(local_cluster::Config::api_only())
+            .await
+            .unwrap();
+        let client = cluster.client().await.unwrap();
+        let names = service_names("kedge-metrics-apiserver", "default");
+        // The Secret's serving certificate has five days left (renewal starts at thirty).
+        let fresh = generate(&names).unwrap();
+        let leaf = Ca::from_pem(&fresh.ca_cert_pem, &fresh.ca_key_pem)
+            .unwrap()
+            .issue(&CertSpec {
+                common_name: Some("kedge-metrics-apiserver".into()),
+                names: names.clone(),
+                server_auth: true,
+                validity: Some(Validity::from_now(Duration::from_secs(5 * 24 * 3600))),
+                ..CertSpec::default()
+            })
+            .unwrap();
+        let old = CertBundle {
+            tls_cert_pem: format!("{}{}", leaf.cert_pem, fresh.ca_cert_pem),
+            tls_key_pem: leaf.key_pem,
+            ..fresh
+        };
+        let secrets: Api<Secret> = Api::namespaced(client.clone(), "default");
+        secrets
+            .create(
+                &PostParams::default(),
+                &Secret {
+                    metadata: ObjectMeta {
+                        name: Some("kedge-certs".into()),
+                        ..Default::default()
+                    },
+                    data: Some(to_data(&old)),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+
+        let serving =
+            Arc::new(SwappableCert::from_pem(&old.tls_cert_pem, &old.tls_key_pem).unwrap());
+        let server = AdapterServer::bind(
+            AdapterConfig {
+                bind: ([127, 0, 0, 1], 0).into(),
+                tls: ServingTls::Swappable(Arc::clone(&serving)),
+                ..AdapterConfig::default()
+            },
+            Arc::new(crate::adapter::LeaderProvider::default()),
+            Auth::disabled_for_local_mode(),
+        )
+        .await
+        .unwrap();
+        let addr = server.local_addr().unwrap();
+        let server = server.spawn().unwrap();
+        let (before, mut open) = handshake(addr, &old.ca_cert_pem).await;
+        let (old_serial, old_not_after) = serial_and_not_after(&before);
+        assert!(old_not_after < chrono::Utc::now().timestamp() + 6 * 24 * 3600);
+        assert_eq!(healthz(&mut open).await, "HTTP/1.1 200 OK");
+
+        let (_keep, may_patch) = watch::channel(false);
+        let manager = spawn_manager(
+            client.clone(),
+            manager_settings(None),
+            old.clone(),
+            Arc::clone(&serving),
+            may_patch,
+        );
+        // A new connection gets the renewed certificate: another serial, a year left, from
+        // the same CA (the caBundle stays valid), and the one the Secret now holds.
+        let mut renewed = Vec::new();
+        until("a new connection sees a renewed certificate", async || {
+            renewed = handshake(addr, &old.ca_cert_pem).await.0;
+            renewed != before
+        })
+        .await;
+        let (serial, not_after) = serial_and_not_after(&renewed);
+        assert_ne!(serial, old_serial);
+        assert!(not_after > chrono::Utc::now().timestamp() + 300 * 24 * 3600);
+        let stored = from_secret(&secrets.get("kedge-certs").await.unwrap()).unwrap();
+        assert_eq!(leaf_der(&stored.tls_cert_pem), renewed);
+        assert_eq!(stored.ca_cert_pem, old.ca_cert_pem);
+        // The connection opened before the swap is still served.
+        assert_eq!(healthz(&mut open).await, "HTTP/1.1 200 OK");
+        manager.abort();
+        server.shutdown().await;
         cluster.shutdown().await;
     }
 }

@@ -79,6 +79,9 @@ struct CheckArgs {
     /// Timeout of each --live query.
     #[command(flatten)]
     timeout: HttpTimeout,
+    /// Address ranges scalers may not connect to (checking them resolves host names).
+    #[command(flatten)]
+    scaler_addresses: crate::access::ScalerAddressArgs,
 }
 
 /// `KEDA_HTTP_DEFAULT_TIMEOUT`: one flag name and one default for every command that reads it.
@@ -211,6 +214,7 @@ async fn check(args: CheckArgs, registry: &Registry) -> ExitCode {
             cluster_object_namespace: args.cluster_object_namespace,
         },
         timeout: Some(args.timeout.duration()),
+        address_guard: args.scaler_addresses.guard(),
     };
     let reports = check::check(&inventory, registry, &options).await;
     match args.output {

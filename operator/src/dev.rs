@@ -18,7 +18,7 @@ use scaler_core::Registry;
 use tracing::warn;
 
 use crate::crd::ScaledObject;
-use crate::run::{RunArgs, run_with_client};
+use crate::run::{RunArgs, run_with_config};
 
 /// The namespace kedge runs in on the embedded cluster (its Lease, certificate Secret and
 /// metrics Service), as in `deploy/`.
@@ -317,7 +317,7 @@ pub async fn run(args: DevArgs, registry: Registry) -> Result<(), DevError> {
             }
         }
     });
-    let result = run_with_client(client, run_args, registry).await;
+    let result = run_with_config(cluster.kube_config().await?, run_args, registry).await;
     cluster.shutdown().await;
     Ok(result?)
 }

@@ -13,7 +13,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::Client;
 use kube::api::{Api, PostParams};
 use tokio::sync::watch;
+use tokio::time::Instant;
 use tracing::{info, warn};
+
+use crate::fence::Fence;
 
 /// Timings and identity of the election.
 #[derive(Clone, Debug)]
@@ -53,18 +56,34 @@ fn micro_now() -> Option<MicroTime> {
         .map(MicroTime)
 }
 
-fn expired(lease: &Lease, now: chrono::DateTime<Utc>) -> bool {
-    let Some(spec) = &lease.spec else { return true };
-    let Some(renewed) = spec
-        .renew_time
-        .as_ref()
-        .and_then(|t| i64::try_from(t.0.as_nanosecond()).ok())
-        .map(chrono::DateTime::from_timestamp_nanos)
-    else {
-        return true;
-    };
-    let duration = i64::from(spec.lease_duration_seconds.unwrap_or(15));
-    renewed + chrono::TimeDelta::seconds(duration) < now
+/// The last version of the lease this replica saw, and when it first saw it.
+///
+/// Whether another replica's lease has expired is judged by how long *this* replica has seen it
+/// unchanged, as client-go does (`observedTime`), never by comparing the holder's `renewTime`
+/// with the local clock: clocks of two nodes can be seconds or minutes apart, and a skewed clock
+/// must not let two replicas lead at once.
+#[derive(Debug, Clone)]
+struct Observed {
+    record: LeaseSpec,
+    at: Instant,
+}
+
+/// Records `spec` as seen at `now` (keeping the earlier time if it has not changed) and says
+/// whether the lease it describes has expired: unchanged for longer than its duration.
+fn observe(observed: &mut Option<Observed>, spec: &LeaseSpec, now: Instant) -> bool {
+    match observed {
+        Some(o) if o.record == *spec => {}
+        _ => {
+            *observed = Some(Observed {
+                record: spec.clone(),
+                at: now,
+            })
+        }
+    }
+    let duration = u64::try_from(spec.lease_duration_seconds.unwrap_or(15).max(1)).unwrap_or(15);
+    let unchanged_since = observed.as_ref().map_or(now, |o| o.at);
+    spec.holder_identity.as_deref().is_none_or(str::is_empty)
+        || now.saturating_duration_since(unchanged_since) > Duration::from_secs(duration)
 }
 
 /// One attempt: returns the holder of the lease afterwards (`None`: nobody holds an unexpired
@@ -72,38 +91,45 @@ fn expired(lease: &Lease, now: chrono::DateTime<Utc>) -> bool {
 async fn try_acquire_or_renew(
     api: &Api<Lease>,
     s: &LeaseSettings,
+    observed: &mut Option<Observed>,
 ) -> Result<Option<String>, kube::Error> {
     let mine = Some(s.identity.clone());
     let now = micro_now();
     let duration = i32::try_from(s.lease_duration.as_secs()).unwrap_or(15);
     match api.get_opt(&s.name).await? {
         None => {
+            let spec = LeaseSpec {
+                holder_identity: Some(s.identity.clone()),
+                lease_duration_seconds: Some(duration),
+                acquire_time: now.clone(),
+                renew_time: now,
+                lease_transitions: Some(0),
+                ..Default::default()
+            };
             let lease = Lease {
                 metadata: ObjectMeta {
                     name: Some(s.name.clone()),
                     namespace: Some(s.namespace.clone()),
                     ..Default::default()
                 },
-                spec: Some(LeaseSpec {
-                    holder_identity: Some(s.identity.clone()),
-                    lease_duration_seconds: Some(duration),
-                    acquire_time: now.clone(),
-                    renew_time: now,
-                    lease_transitions: Some(0),
-                    ..Default::default()
-                }),
+                spec: Some(spec.clone()),
             };
             match api.create(&PostParams::default(), &lease).await {
-                Ok(_) => Ok(mine),
+                Ok(_) => {
+                    observe(observed, &spec, Instant::now());
+                    Ok(mine)
+                }
                 // Someone else created it first; the next attempt reads who.
                 Err(kube::Error::Api(e)) if e.code == 409 => Ok(None),
                 Err(e) => Err(e),
             }
         }
         Some(mut lease) => {
-            let holder = lease.spec.as_ref().and_then(|s| s.holder_identity.clone());
+            let current = lease.spec.clone().unwrap_or_default();
+            let holder = current.holder_identity.clone();
             let held = holder.as_deref() == Some(s.identity.as_str());
-            if !held && !expired(&lease, Utc::now()) {
+            let expired = observe(observed, &current, Instant::now());
+            if !held && !expired {
                 return Ok(holder);
             }
             let spec = lease.spec.get_or_insert_with(Default::default);
@@ -114,9 +140,13 @@ async fn try_acquire_or_renew(
             }
             spec.renew_time = now;
             spec.lease_duration_seconds = Some(duration);
+            let written = spec.clone();
             // The resourceVersion makes this a compare-and-swap: two candidates cannot both win.
             match api.replace(&s.name, &PostParams::default(), &lease).await {
-                Ok(_) => Ok(mine),
+                Ok(_) => {
+                    observe(observed, &written, Instant::now());
+                    Ok(mine)
+                }
                 Err(kube::Error::Api(e)) if e.code == 409 => Ok(None),
                 Err(e) => Err(e),
             }
@@ -126,19 +156,26 @@ async fn try_acquire_or_renew(
 
 /// Campaigns for the lease forever, publishing whether this replica leads and who holds the
 /// lease (its identity, which carries the leader's gRPC address: see [`holder_address`]).
+///
+/// `fence` is opened at each renewal until the renewal's send time plus the renew deadline, and
+/// closed before leadership is given up, so no write of this replica starts once another
+/// replica could have taken the lease (see [`crate::fence`]).
 pub async fn run(
     client: Client,
     settings: LeaseSettings,
+    fence: Fence,
     leading: watch::Sender<bool>,
     holder: watch::Sender<Option<String>>,
 ) {
     let api: Api<Lease> = Api::namespaced(client, &settings.namespace);
-    let mut last_renewal = tokio::time::Instant::now();
+    let mut last_renewal = Instant::now();
+    let mut observed = None;
     loop {
         let is_leader = *leading.borrow();
+        let sent = Instant::now();
         let attempt = tokio::time::timeout(
             settings.retry_period.max(Duration::from_millis(500)),
-            try_acquire_or_renew(&api, &settings),
+            try_acquire_or_renew(&api, &settings, &mut observed),
         )
         .await;
         if let Ok(Ok(h)) = &attempt {
@@ -152,7 +189,10 @@ pub async fn run(
         }
         match attempt.map(|r| r.map(|h| h.as_deref() == Some(settings.identity.as_str()))) {
             Ok(Ok(true)) => {
-                last_renewal = tokio::time::Instant::now();
+                last_renewal = sent;
+                // Counted from when the renewal was sent: the API server may have recorded it
+                // any time after that, and others count the lease duration from then.
+                fence.open_until(sent + settings.renew_deadline);
                 if !is_leader {
                     info!(lease = %settings.name, identity = %settings.identity, "became leader");
                     let _ = leading.send(true);
@@ -160,6 +200,7 @@ pub async fn run(
             }
             Ok(Ok(false)) => {
                 if is_leader {
+                    fence.close();
                     warn!(lease = %settings.name, "lease taken by another replica; stepping down");
                     let _ = leading.send(false);
                 }
@@ -168,6 +209,7 @@ pub async fn run(
             Err(_) => warn!(lease = %settings.name, "lease: no answer from the API server"),
         }
         if *leading.borrow() && last_renewal.elapsed() > settings.renew_deadline {
+            fence.close();
             warn!(lease = %settings.name, "could not renew the lease in time; stepping down");
             let _ = leading.send(false);
         }
@@ -208,5 +250,61 @@ mod tests {
         assert_eq!(holder_address(&v6).as_deref(), Some("[fd00::1]:9666"));
         assert_eq!(holder_address("kedge-2"), None);
         assert_eq!(holder_address("user@example"), None);
+    }
+
+    fn spec(holder: &str, renewed_secs: i64) -> LeaseSpec {
+        LeaseSpec {
+            holder_identity: Some(holder.into()),
+            lease_duration_seconds: Some(15),
+            renew_time: Some(MicroTime(
+                k8s_openapi::jiff::Timestamp::from_second(renewed_secs).unwrap_or_default(),
+            )),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn expiry_is_judged_by_how_long_this_replica_saw_no_change() {
+        let t0 = Instant::now();
+        let mut observed = None;
+        // The holder's clock is an hour behind ours: its renewTime looks ancient, yet the lease
+        // is live as long as it keeps changing.
+        let skewed = spec("a", 1_000);
+        assert!(!observe(&mut observed, &skewed, t0));
+        assert!(!observe(
+            &mut observed,
+            &skewed,
+            t0 + Duration::from_secs(14)
+        ));
+        let renewed = spec("a", 1_002);
+        assert!(!observe(
+            &mut observed,
+            &renewed,
+            t0 + Duration::from_secs(16)
+        ));
+        assert!(!observe(
+            &mut observed,
+            &renewed,
+            t0 + Duration::from_secs(30)
+        ));
+        // Unchanged for longer than the lease duration: expired, whatever its renewTime says.
+        assert!(observe(
+            &mut observed,
+            &renewed,
+            t0 + Duration::from_secs(32)
+        ));
+        // A holder whose clock runs ahead does not keep a dead lease alive either.
+        let mut observed = None;
+        let future = spec("b", 4_000_000_000);
+        assert!(!observe(&mut observed, &future, t0));
+        assert!(observe(
+            &mut observed,
+            &future,
+            t0 + Duration::from_secs(16)
+        ));
+        // A released lease (no holder) is free at once.
+        let mut released = spec("", 0);
+        released.holder_identity = None;
+        assert!(observe(&mut None, &released, t0));
     }
 }

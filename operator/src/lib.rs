@@ -18,6 +18,7 @@
 
 #![warn(missing_docs)]
 
+pub(crate) mod access;
 pub(crate) mod adapter;
 pub(crate) mod admission;
 pub(crate) mod certs;
@@ -28,6 +29,13 @@ pub mod crd;
 #[cfg(feature = "dev")]
 pub mod dev;
 pub(crate) mod events;
+pub(crate) mod health;
+/// `kedge check`'s input and checks, for the fuzz targets in `fuzz/`; not a stable API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::check::{CheckOptions, Inventory, check, render_json, render_table};
+}
+pub(crate) mod fence;
 pub(crate) mod hpa;
 pub(crate) mod kube_client;
 pub(crate) mod leader;

@@ -4,17 +4,16 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
-use axum::routing::get;
-use kube::Client;
 use scaler_core::Registry;
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
 use crate::controller::{self, Settings};
 use crate::events::EventPublisher;
+use crate::fence::Fence;
+use crate::health::{Health, serve_metrics};
+use crate::kube_client::{self, Role};
 use crate::leader::{self, LeaseSettings};
 use crate::metrics_source::{DEFAULT_DEDUPE_WINDOW, MetricsSource};
 use crate::resolve::ResolveSettings;
@@ -72,6 +71,9 @@ pub struct RunArgs {
     /// The external metrics API.
     #[command(flatten)]
     pub adapter: crate::adapter::AdapterArgs,
+    /// Where scalers may connect and which Secrets kedge reads.
+    #[command(flatten)]
+    pub access: crate::access::AccessArgs,
 }
 
 /// Why `kedge run` could not start.
@@ -135,65 +137,6 @@ fn ended(task: &'static str, result: Result<(), tokio::task::JoinError>) -> RunE
     RunError::TaskEnded { task, why }
 }
 
-struct Health {
-    metrics: prometheus_client::registry::Registry,
-    ready: watch::Receiver<bool>,
-}
-
-async fn serve_metrics(
-    addr: SocketAddr,
-    health: Arc<Health>,
-) -> Result<tokio::task::JoinHandle<()>, RunError> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| RunError::Bind { addr, source })?;
-    let h1 = Arc::clone(&health);
-    let h2 = Arc::clone(&health);
-    let app = Router::new()
-        .route(
-            "/metrics",
-            get(move || {
-                let h = Arc::clone(&h1);
-                async move {
-                    let mut body = String::new();
-                    match prometheus_client::encoding::text::encode(&mut body, &h.metrics) {
-                        Ok(()) => (
-                            [(
-                                header::CONTENT_TYPE,
-                                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                            )],
-                            body,
-                        )
-                            .into_response(),
-                        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
-                    }
-                }
-            }),
-        )
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/livez", get(|| async { "ok" }))
-        .route(
-            "/readyz",
-            get(move || {
-                let h = Arc::clone(&h2);
-                async move {
-                    if *h.ready.borrow() {
-                        (StatusCode::OK, "ok")
-                    } else {
-                        (StatusCode::SERVICE_UNAVAILABLE, "starting")
-                    }
-                }
-            }),
-        );
-    let addr = listener.local_addr().unwrap_or(addr);
-    info!(%addr, "serving /metrics, /healthz, /readyz");
-    Ok(tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            error!("metrics server: {e}");
-        }
-    }))
-}
-
 fn hostname() -> String {
     std::env::var("HOSTNAME")
         .ok()
@@ -207,9 +150,9 @@ fn hostname() -> String {
         .unwrap_or_else(|| format!("kedge-{}", std::process::id()))
 }
 
-/// Runs kedge against the cluster `client` talks to, until Ctrl-C or SIGTERM.
-pub async fn run_with_client(
-    client: Client,
+/// Runs kedge against the cluster `config` describes, until Ctrl-C or SIGTERM.
+pub async fn run_with_config(
+    config: kube::Config,
     args: RunArgs,
     registry: Registry,
 ) -> Result<(), RunError> {
@@ -226,8 +169,30 @@ pub async fn run_with_client(
     .await?;
 
     let identity = args.identity.clone().unwrap_or_else(hostname);
+    let user_agent = kube_client::user_agent(&identity);
+    // Two clients: the replica's own (the Lease, certificates, the APIService), and the
+    // operator's, whose writes the leadership fence guards and the rate limit paces.
+    let fence = if args.leader_elect {
+        Fence::closed()
+    } else {
+        Fence::unfenced()
+    };
+    let client = kube_client::build(config.clone(), &args.client, &user_agent, Role::Replica)
+        .map_err(RunError::Client)?;
+    // And a third for the adapter's TokenReviews and SubjectAccessReviews: what callers cause
+    // must not queue with the Lease renewals on one connection pool (the adapter bounds them).
+    let auth_client = kube_client::build(config.clone(), &args.client, &user_agent, Role::Replica)
+        .map_err(RunError::Client)?;
+    let operator_client = kube_client::build(
+        config,
+        &args.client,
+        &user_agent,
+        Role::Operator(fence.clone()),
+    )
+    .map_err(RunError::Client)?;
     let adapter = crate::adapter::start(
         &client,
+        &auth_client,
         &args.adapter,
         &args.pod_namespace,
         &identity,
@@ -245,6 +210,7 @@ pub async fn run_with_client(
         tokio::spawn(leader::run(
             client.clone(),
             settings,
+            fence,
             leading_tx,
             adapter.holder.clone(),
         ))
@@ -266,8 +232,10 @@ pub async fn run_with_client(
         namespace: Some(args.watch_namespace.clone()).filter(|n| !n.is_empty()),
         resync: Duration::from_secs(args.resync_seconds.max(10)),
         max_concurrent_reconciles: args.max_concurrent_reconciles,
+        address_guard: args.access.scaler_addresses.guard(),
+        restrict_secrets: args.access.secrets.restrict_secret_access,
     };
-    let events = EventPublisher::new(client.clone(), "kedge", &identity);
+    let events = EventPublisher::new(operator_client.clone(), "kedge", &identity);
 
     let mut shutdown = Box::pin(shutdown_signal());
     loop {
@@ -288,7 +256,10 @@ pub async fn run_with_client(
             settings.timeout,
             DEFAULT_DEDUPE_WINDOW,
         )));
-        let scale_loop = scale_loop::spawn(
+        // Everything this term starts ends with it: cancelling `term` stops the scale loop
+        // and aborts its polls in flight.
+        let term = CancellationToken::new();
+        let (scale_loop, _loop_task) = scale_loop::spawn(
             runtimes.clone(),
             Arc::new(PollContext {
                 events: events.clone(),
@@ -296,6 +267,7 @@ pub async fn run_with_client(
                 timeout: settings.timeout,
             }),
             args.max_concurrent_polls,
+            term.clone(),
         );
         let (stop_tx, mut stop_rx) = watch::channel(false);
         let (synced_tx, mut synced_rx) = watch::channel(false);
@@ -311,7 +283,7 @@ pub async fn run_with_client(
         }
         let mut controller = tokio::spawn(controller::run(
             controller::Wiring {
-                client: client.clone(),
+                client: operator_client.clone(),
                 registry: registry.clone(),
                 settings: settings.clone(),
                 runtimes: runtimes.clone(),
@@ -325,10 +297,10 @@ pub async fn run_with_client(
             },
         ));
         let provider = Arc::clone(&adapter.provider);
-        let stop_writing = |runtimes: Runtimes, scale_loop: scale_loop::ScaleLoopHandle| async move {
+        let stop_writing = |runtimes: Runtimes| async move {
+            term.cancel();
             provider.set(None);
             for rt in runtimes.all() {
-                scale_loop.unschedule(rt.key.clone());
                 if let Some(rt) = runtimes.remove(&rt.key) {
                     rt.close().await;
                 }
@@ -337,23 +309,23 @@ pub async fn run_with_client(
         tokio::select! {
             _ = &mut shutdown => {
                 let _ = stop_tx.send(true);
-                stop_writing(runtimes, scale_loop).await;
+                stop_writing(runtimes).await;
                 let _ = tokio::time::timeout(Duration::from_secs(5), controller).await;
                 return Ok(());
             }
             result = &mut controller => {
-                stop_writing(runtimes, scale_loop).await;
+                stop_writing(runtimes).await;
                 return Err(ended("the controller", result));
             }
             result = &mut election => {
                 controller.abort();
-                stop_writing(runtimes, scale_loop).await;
+                stop_writing(runtimes).await;
                 return Err(ended("leader election", result));
             }
             _ = leading_rx.wait_for(|leading| !*leading) => {
                 // Stop writing at once: another replica may be about to take over.
                 controller.abort();
-                stop_writing(runtimes, scale_loop).await;
+                stop_writing(runtimes).await;
                 info!(%identity, "lost the lease: stopped reconciling and scaling");
             }
         }
@@ -363,7 +335,7 @@ pub async fn run_with_client(
 /// Runs kedge with the client configured from the environment.
 pub async fn run(args: RunArgs, registry: Registry) -> Result<(), RunError> {
     crate::telemetry::init_logging(args.log_format);
-    let client = crate::kube_client::from_env(&args.client)
+    let config = kube_client::config_from_env()
         .await
         .map_err(RunError::Client)?;
     match args.client.rate_limit() {
@@ -374,7 +346,7 @@ pub async fn run(args: RunArgs, registry: Registry) -> Result<(), RunError> {
         ),
         None => info!("no client-side rate limit of Kubernetes API requests (--kube-api-qps)"),
     }
-    run_with_client(client, args, registry).await
+    run_with_config(config, args, registry).await
 }
 
 async fn shutdown_signal() {

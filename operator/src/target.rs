@@ -90,6 +90,22 @@ pub struct Target {
     name: String,
 }
 
+/// What a poll read of `/scale`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScaleRead {
+    /// `spec.replicas`.
+    pub replicas: i32,
+    /// The resourceVersion of the read, the precondition of [`Target::scale_from`].
+    pub resource_version: Option<String>,
+}
+
+impl TargetError {
+    /// The target changed after it was read (409 Conflict).
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, TargetError::Api(kube::Error::Api(s)) if s.code == 409)
+    }
+}
+
 fn is_not_found(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 404)
 }
@@ -193,15 +209,41 @@ impl Target {
 
     /// `spec.replicas` of `/scale`.
     pub async fn replicas(&self) -> Result<i32, TargetError> {
+        Ok(self.read().await?.replicas)
+    }
+
+    /// `/scale` as read now: replicas, and the resourceVersion they were read at.
+    pub async fn read(&self) -> Result<ScaleRead, TargetError> {
         let scale = self.api.get_scale(&self.name).await?;
-        Ok(scale.spec.and_then(|s| s.replicas).unwrap_or(0))
+        Ok(ScaleRead {
+            replicas: scale.spec.and_then(|s| s.replicas).unwrap_or(0),
+            resource_version: scale.metadata.resource_version,
+        })
+    }
+
+    /// Sets `spec.replicas` through `/scale`, only if the target is still as `read` found it;
+    /// otherwise the API server answers 409 ([`TargetError::is_conflict`]).
+    ///
+    /// A poll decides from what it read, so its write must not land once the target changed:
+    /// when a user or the HPA scaled it meanwhile, or when the write was held up (a hung API
+    /// server, a paused replica) past a later poll's own write, which would then be undone.
+    pub async fn scale_from(&self, read: &ScaleRead, replicas: i32) -> Result<(), TargetError> {
+        let patch = serde_json::json!({
+            "metadata": { "resourceVersion": read.resource_version },
+            "spec": { "replicas": replicas },
+        });
+        self.patch(&patch).await
     }
 
     /// Sets `spec.replicas` through `/scale`.
     pub async fn scale_to(&self, replicas: i32) -> Result<(), TargetError> {
         let patch = serde_json::json!({ "spec": { "replicas": replicas } });
+        self.patch(&patch).await
+    }
+
+    async fn patch(&self, patch: &serde_json::Value) -> Result<(), TargetError> {
         self.api
-            .patch_scale(&self.name, &PatchParams::default(), &Patch::Merge(&patch))
+            .patch_scale(&self.name, &PatchParams::default(), &Patch::Merge(patch))
             .await
             .map_err(|e| {
                 if is_not_found(&e) {

@@ -1,6 +1,8 @@
 //! Prometheus metrics with KEDA's names (so dashboards keep working) plus kedge's own, and
 //! logging setup.
 
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
 
 use prometheus_client::metrics::counter::Counter;
@@ -88,6 +90,8 @@ pub struct Metrics {
     pub reconcile_duration: Histogram,
     /// `kedge_reconciles_total`.
     pub reconciles: Family<Labels, Counter>,
+    /// The per-scaler label sets each object has series under, so they can be removed with it.
+    series: Mutex<HashMap<(String, String), HashSet<Labels>>>,
 }
 
 impl Metrics {
@@ -104,6 +108,7 @@ impl Metrics {
             scale_loop_lag: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
             reconcile_duration: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
             reconciles: Family::default(),
+            series: Mutex::default(),
         };
         let keda = registry.sub_registry_with_prefix("keda");
         keda.register(
@@ -161,6 +166,44 @@ impl Metrics {
     }
 }
 
+impl Metrics {
+    /// The labels of one scaler metric of `namespace/name`, remembered so that
+    /// [`Metrics::forget_object`] can remove its series.
+    pub fn scaler_series(&self, labels: &ScalerLabels) -> Labels {
+        let set = labels.labels();
+        let mut series = self.series.lock().unwrap_or_else(|e| e.into_inner());
+        let of_object = series
+            .entry((labels.namespace.clone(), labels.scaled_object.clone()))
+            .or_default();
+        if !of_object.contains(&set) {
+            of_object.insert(set.clone());
+        }
+        set
+    }
+
+    /// Removes every series of the ScaledObject `namespace/name`: it is gone, and a dashboard
+    /// must not keep showing its last values (nor kedge keep them in memory).
+    pub fn forget_object(&self, namespace: &str, name: &str) {
+        let scaler_series = self
+            .series
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&(namespace.to_owned(), name.to_owned()))
+            .unwrap_or_default();
+        for labels in &scaler_series {
+            self.scaler_metrics_value.remove(labels);
+            self.scaler_metrics_latency.remove(labels);
+            self.scaler_active.remove(labels);
+            self.scaler_errors.remove(labels);
+        }
+        let object = object_labels(namespace, name);
+        self.scaled_object_errors.remove(&object);
+        self.scaled_object_paused.remove(&object);
+        self.scale_loop_latency
+            .remove(&loop_labels(namespace, name));
+    }
+}
+
 /// Log output format.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
@@ -185,4 +228,45 @@ pub fn init_logging(format: LogFormat) {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encode(registry: &Registry) -> String {
+        let mut out = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut out, registry);
+        out
+    }
+
+    #[test]
+    fn a_forgotten_object_leaves_no_series_behind() {
+        let mut registry = Registry::default();
+        let m = Metrics::new(&mut registry);
+        for (name, metric) in [("gone", "s0-cron"), ("kept", "s0-cron")] {
+            let labels = m.scaler_series(&ScalerLabels {
+                namespace: "ns".into(),
+                metric: metric.into(),
+                scaled_object: name.into(),
+                scaler: "cron".into(),
+                trigger_index: "0".into(),
+                type_: "scaledobject".into(),
+            });
+            m.scaler_metrics_value.get_or_create(&labels).set(1.0);
+            m.scaler_errors.get_or_create(&labels).inc();
+            m.scale_loop_latency
+                .get_or_create(&loop_labels("ns", name))
+                .set(0.1);
+            m.scaled_object_paused
+                .get_or_create(&object_labels("ns", name))
+                .set(0);
+        }
+        assert!(encode(&registry).contains(r#"scaledObject="gone""#));
+        m.forget_object("ns", "gone");
+        let text = encode(&registry);
+        assert!(!text.contains(r#"scaledObject="gone""#), "{text}");
+        assert!(!text.contains(r#"resource="gone""#), "{text}");
+        assert!(text.contains(r#"scaledObject="kept""#), "{text}");
+    }
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::hash::{DefaultHasher, Hash as _, Hasher as _};
 use std::time::Duration;
 
-use scaler_core::{ScalerConfig, TriggerId};
+use scaler_core::{AddressGuard, ScalerConfig, TriggerId};
 
 use crate::crd::{MetricType, ScaleTriggers, ScaledObjectSpec};
 use crate::hpa::{self, PlannedMetric};
@@ -21,6 +21,8 @@ pub struct TriggerContext<'a> {
     pub scaled_object: &'a str,
     /// Timeout of calls to the data source.
     pub timeout: Duration,
+    /// Address ranges the scalers must not connect to (`--scaler-address-deny-cidrs`).
+    pub address_guard: &'a AddressGuard,
 }
 
 /// The plan for every trigger of one ScaledObject, in spec order.
@@ -135,6 +137,7 @@ fn scaler_config(
         scaled_object: ctx.scaled_object.to_owned(),
         timeout: ctx.timeout,
         as_metric_source,
+        address_guard: ctx.address_guard.clone(),
     }
 }
 
@@ -162,6 +165,7 @@ mod tests {
                 namespace: "default",
                 scaled_object: "web",
                 timeout: Duration::from_secs(3),
+                address_guard: &AddressGuard::default(),
             },
             spec,
             &ResolvedEnv::default(),

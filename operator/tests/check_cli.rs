@@ -285,3 +285,48 @@ fn the_timeout_flag_has_run_s_name_and_keeps_its_old_one() {
     let help = kedge(&["run", "--help"], None);
     assert!(String::from_utf8_lossy(&help.stdout).contains("--http-timeout-ms"));
 }
+
+#[test]
+fn denied_scaler_addresses_are_errors_and_malformed_ranges_exit_2() {
+    let example = "examples/scalers/prometheus.yaml";
+    let out = kedge(
+        &[
+            "check",
+            "-f",
+            example,
+            "-o",
+            "json",
+            "--scaler-address-deny-cidrs",
+            "169.254.169.254/32,127.0.0.0/8",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let reports = json(&out);
+    let errors = reports[0]["errors"].to_string();
+    assert!(
+        errors.contains("parameter \\\"serverAddress\\\": its host resolves into 127.0.0.0/8"),
+        "{errors}"
+    );
+    // Without the flag the same file is valid.
+    assert_eq!(
+        kedge(&["check", "-f", example], None).status.code(),
+        Some(0)
+    );
+    let bad = kedge(
+        &[
+            "check",
+            "-f",
+            example,
+            "--scaler-address-deny-cidrs",
+            "169.254.169.254/33",
+        ],
+        None,
+    );
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("is not a CIDR"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+}

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
-use crate::{MetricTargetType, ScalerError, Secret};
+use crate::{AddressGuard, MetricTargetType, ScalerError, Secret};
 
 /// Which trigger of which ScaledObject a scaler or an error belongs to.
 ///
@@ -78,6 +78,9 @@ pub struct ScalerConfig {
     /// operator's own cloud identity requires it, so a trigger cannot borrow that identity just
     /// by leaving its credentials out.
     pub pod_identity: Option<String>,
+    /// Address ranges this trigger's scaler must not connect to (`--scaler-address-deny-cidrs`;
+    /// empty by default). Check each host a parameter names with [`Self::check_address`].
+    pub address_guard: AddressGuard,
 }
 
 /// The default timeout for calls to a data source, KEDA's `KEDA_HTTP_DEFAULT_TIMEOUT` default.
@@ -102,6 +105,7 @@ impl ScalerConfig {
             timeout: DEFAULT_TIMEOUT,
             as_metric_source: false,
             pod_identity: None,
+            address_guard: AddressGuard::default(),
         }
     }
 
@@ -127,6 +131,38 @@ impl ScalerConfig {
     pub fn with_pod_identity(mut self, provider: impl Into<String>) -> Self {
         self.pod_identity = Some(provider.into());
         self
+    }
+
+    /// Sets the address ranges the scaler must not connect to.
+    pub fn with_address_guard(mut self, guard: AddressGuard) -> Self {
+        self.address_guard = guard;
+        self
+    }
+
+    /// Checks a host named by parameter `param` against [`Self::address_guard`], resolving a
+    /// name (under [`Self::timeout`]) when the guard is active. A scaler calls it for every host
+    /// it will connect to, when it is built; the error names the trigger, the parameter and the
+    /// denied range, never the value (it may come from a Secret).
+    ///
+    /// ```
+    /// use scaler_core::{AddressGuard, ScalerConfig};
+    ///
+    /// let guard = AddressGuard::parse("169.254.169.254/32").unwrap();
+    /// let cfg = ScalerConfig::new("prometheus", 0).with_address_guard(guard);
+    /// let err = cfg.check_address("serverAddress", "169.254.169.254").unwrap_err();
+    /// assert_eq!(
+    ///     err.to_string(),
+    ///     "triggers[0] (prometheus): parameter \"serverAddress\": its host resolves into \
+    ///      169.254.169.254/32, a range scalers may not connect to (--scaler-address-deny-cidrs)"
+    /// );
+    /// assert!(cfg.check_address("serverAddress", "192.0.2.1").is_ok());
+    /// ```
+    pub fn check_address(&self, param: &str, host: &str) -> Result<(), ScalerError> {
+        self.address_guard
+            .check_host(host, self.timeout)
+            .map_err(|range| {
+                ScalerError::invalid(&self.trigger, crate::address::denied_message(param, range))
+            })
     }
 
     /// Sets `triggers[].metricType`.

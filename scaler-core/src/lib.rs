@@ -2,8 +2,9 @@
 //!
 //! kedge polls event sources through *scalers*: one [`Scaler`] per trigger of a ScaledObject,
 //! built by a [`ScalerFactory`] registered for the trigger's `type` in a [`Registry`]. This crate
-//! is everything a scaler needs and nothing more (no Kubernetes client, no I/O), so your own
-//! scaler is an ordinary crate depending on `scaler-core` alone.
+//! is everything a scaler needs and nothing more (no Kubernetes client, and no I/O but the
+//! name resolution of [`AddressGuard`]), so your own scaler is an ordinary crate depending on
+//! `scaler-core` alone.
 //!
 //! A scaler:
 //!
@@ -102,6 +103,7 @@
 // Lets the derive's `::scaler_core::` paths resolve inside this crate's own tests.
 extern crate self as scaler_core;
 
+pub mod address;
 pub mod config;
 pub mod error;
 pub mod metric;
@@ -113,6 +115,7 @@ pub mod scaler;
 pub mod secret;
 pub mod shared;
 
+pub use address::AddressGuard;
 pub use config::{DEFAULT_TIMEOUT, ScalerConfig, TriggerId};
 pub use error::{BoxError, ScalerError};
 pub use metric::{

@@ -94,7 +94,9 @@ pub type ActivityStream = Pin<Box<dyn futures_core::Stream<Item = bool> + Send +
 ///
 /// `build` parses and validates the trigger and must not contact anything: `kedge check` runs
 /// every factory offline, and a ScaledObject must be rejected with a clear message before any
-/// connection is attempted.
+/// connection is attempted. The one exception is [`ScalerConfig::check_address`], which `build`
+/// calls for every host the scaler will connect to: with an active address guard it resolves
+/// names (the operator then runs `build` off its async workers).
 pub trait ScalerFactory: Send + Sync {
     /// The `triggers[].type` strings this factory serves, e.g. `["rabbitmq"]`.
     fn trigger_types(&self) -> &'static [&'static str];

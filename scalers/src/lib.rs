@@ -5,6 +5,15 @@
 
 #![warn(missing_docs)]
 
+#[cfg(any(
+    feature = "prometheus",
+    feature = "rabbitmq",
+    feature = "external",
+    feature = "postgresql",
+    feature = "kafka",
+    feature = "aws-sqs-queue"
+))]
+mod address;
 #[cfg(feature = "aws-sqs-queue")]
 pub mod aws_sqs;
 #[cfg(any(feature = "prometheus", feature = "external", feature = "rabbitmq"))]

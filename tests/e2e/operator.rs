@@ -719,3 +719,66 @@ async fn a_failing_trigger_keeps_ready_false_across_polls() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_scaled_object_gone_without_its_finalizer_stops_being_polled_at_once() {
+    let c = Cluster::start("gone").await;
+    let addr = free_loopback_addr();
+    let kedge = c.run_kedge("kedge", &["--metrics-bind-address", &addr]);
+    create_deployment(&c.client, NS, "gone", 0).await;
+    scaled_object(&c.client, "gone", json!({}), cron(true, "2")).await;
+    eventually(MINUTE, "scale 0 → 1", || async {
+        (replicas(&c.client, NS, "gone").await >= Some(1)).then_some(())
+    })
+    .await;
+    eventually(MINUTE, "its series in /metrics", || async {
+        http_get(&addr, "/metrics")
+            .await
+            .filter(|m| m.contains(r#"scaledObject="gone""#))
+    })
+    .await;
+
+    // The finalizer is removed by hand, then the object deleted: kedge's cleanup never runs.
+    let api: Api<ScaledObject> = Api::namespaced(c.client.clone(), NS);
+    api.patch(
+        "gone",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .unwrap();
+    api.delete("gone", &DeleteParams::default()).await.unwrap();
+    // Without the HPA kedge owned (a real cluster's garbage collector deletes it), only kedge
+    // could still scale the Deployment.
+    let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(c.client.clone(), NS);
+    let _ = hpas.delete("keda-hpa-gone", &DeleteParams::default()).await;
+    eventually(MINUTE, "the departure noticed", || async {
+        kedge
+            .output()
+            .contains("ScaledObject is gone: stopped polling it")
+            .then_some(())
+    })
+    .await;
+    let deployments: Api<Deployment> = Api::namespaced(c.client.clone(), NS);
+    deployments
+        .patch_scale(
+            "gone",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 0}})),
+        )
+        .await
+        .unwrap();
+    // Three polling intervals: a poll of the open cron window would scale 0 → 1 again.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        replicas(&c.client, NS, "gone").await,
+        Some(0),
+        "{}",
+        kedge.output()
+    );
+    let metrics = http_get(&addr, "/metrics").await.unwrap();
+    assert!(
+        !metrics.contains(r#"scaledObject="gone""#) && !metrics.contains(r#"resource="gone""#),
+        "series of a deleted object remain:\n{metrics}"
+    );
+}

@@ -13,19 +13,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::panic::AssertUnwindSafe;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::{FutureExt as _, StreamExt as _};
-use k8s_openapi::api::apps::v1::Deployment;
+use futures::FutureExt as _;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::Secret;
 use kedge::crd::{ScaledObject, TriggerAuthentication};
-use kedge_e2e::{Cluster, Process, create_deployment, eventually, replicas};
+use kedge_e2e::{Cluster, Process, Recorder, create_deployment, eventually, replicas};
 use kedge_test_support::{kafka, service_envs, unique, unique_ident};
 use kube::Client;
 use kube::api::{Api, PostParams};
-use kube::runtime::{WatchStreamExt as _, watcher};
 use serde_json::{Value, json};
 
 const NS: &str = "default";
@@ -51,7 +48,7 @@ impl Harness {
         let kedge = cluster.run_kedge_serving_metrics("kedge", &[]).await;
         create_deployment(&cluster.client, NS, NAME, 0).await;
         let h = Harness {
-            replicas: Recorder::start(cluster.client.clone()),
+            replicas: Recorder::start(cluster.client.clone(), NS, NAME),
             cluster,
             kedge,
         };
@@ -255,46 +252,6 @@ impl Harness {
             self.replicas.seen()
         );
         self.assert_journey(peak).await;
-    }
-}
-
-/// Every distinct `spec.replicas` the Deployment takes, in order, from a watch: each write to
-/// the Deployment or its `/scale` is an event, so even a state that lasts a few milliseconds
-/// (kedge's 1 before the HPA's next sync) is seen, which polling cannot promise.
-struct Recorder {
-    seen: Arc<Mutex<Vec<i32>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Recorder {
-    fn start(client: Client) -> Recorder {
-        let api: Api<Deployment> = Api::namespaced(client, NS);
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let record = Arc::clone(&seen);
-        let config = watcher::Config::default().fields(&format!("metadata.name={NAME}"));
-        let task = tokio::spawn(async move {
-            let mut events =
-                std::pin::pin!(watcher(api, config).default_backoff().applied_objects());
-            while let Some(event) = events.next().await {
-                let Ok(d) = event else { continue };
-                let r = d.spec.replicas.unwrap_or(1);
-                let mut seen = record.lock().unwrap();
-                if seen.last() != Some(&r) {
-                    seen.push(r);
-                }
-            }
-        });
-        Recorder { seen, task }
-    }
-
-    fn seen(&self) -> Vec<i32> {
-        self.seen.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Recorder {
-    fn drop(&mut self) {
-        self.task.abort();
     }
 }
 

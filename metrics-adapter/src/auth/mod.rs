@@ -11,16 +11,25 @@
 //!
 //! Decisions are cached briefly (tokens 10 s, allowed 10 s, denied 2 s), and the client-CA
 //! settings can be refreshed from the cluster while running.
+//!
+//! Reviews cost the API server, and a caller without credentials can ask for one per request
+//! with a new random token each time, so they are bounded: TokenReviews per source address (a
+//! token bucket) and reviews of each kind in flight. Beyond that the caller gets `429` with
+//! `Retry-After`, and no review is made. Give [`DelegatedAuth::from_cluster`] a client of its
+//! own, so reviews never queue behind (or ahead of) the operator's lease renewals and writes.
 
 mod cache;
 pub mod frontproxy;
+mod limit;
 pub mod sar;
 pub mod token;
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use axum::response::IntoResponse;
 use k8s_openapi::api::core::v1::ConfigMap;
 use rustls::pki_types::CertificateDer;
 
@@ -100,6 +109,18 @@ pub struct DelegatedAuthConfig {
     pub deny_cache_ttl: Duration,
     /// Timeout of one TokenReview / SubjectAccessReview. Default 5 s.
     pub review_timeout: Duration,
+    /// TokenReviews one source address (an IPv6 /64) may cause at once, for tokens not in the
+    /// cache. Default 10; 0 turns the per-source limit off.
+    pub token_reviews_per_source_burst: u32,
+    /// How fast a source's allowance refills, in TokenReviews per second. Default 1.
+    pub token_reviews_per_source_per_second: f64,
+    /// TokenReviews in flight at once, all sources together. Default 16.
+    pub max_token_reviews_in_flight: usize,
+    /// SubjectAccessReviews in flight at once. Default 64: an HPA controller reading a thousand
+    /// metrics after a restart asks for a thousand reviews at once, which then wait their turn.
+    pub max_access_reviews_in_flight: usize,
+    /// How long a request waits for a review slot before it is answered `429`. Default 2 s.
+    pub review_queue_timeout: Duration,
 }
 
 impl Default for DelegatedAuthConfig {
@@ -122,6 +143,11 @@ impl Default for DelegatedAuthConfig {
             allow_cache_ttl: Duration::from_secs(10),
             deny_cache_ttl: Duration::from_secs(2),
             review_timeout: Duration::from_secs(5),
+            token_reviews_per_source_burst: 10,
+            token_reviews_per_source_per_second: 1.0,
+            max_token_reviews_in_flight: 16,
+            max_access_reviews_in_flight: 64,
+            review_queue_timeout: Duration::from_secs(2),
         }
     }
 }
@@ -134,6 +160,82 @@ pub struct DelegatedAuth {
     authorizer: Arc<dyn Authorizer>,
     token_cache: TtlCache<[u8; 32], Option<UserInfo>>,
     decision_cache: TtlCache<(UserInfo, RequestAttributes), Decision>,
+    token_reviews_per_source: Option<limit::PerSource>,
+    token_reviews: limit::InFlight,
+    access_reviews: limit::InFlight,
+}
+
+/// Sources whose TokenReview allowance is remembered at once.
+const SOURCES: usize = 10_000;
+
+/// Decisions about larger users and paths than this (bytes) are not cached: real ones are a
+/// few hundred bytes, and a caller varying a long path must not fill memory with them.
+const MAX_CACHED_DECISION: usize = 2048;
+
+/// Why a request was refused, ready to be written: a Kubernetes `Status`, and `Retry-After`
+/// when the caller is only asked to slow down.
+#[derive(Debug)]
+pub(crate) struct Refusal {
+    pub(crate) error: ApiError,
+    retry_after: Option<Duration>,
+}
+
+impl From<ApiError> for Refusal {
+    fn from(error: ApiError) -> Self {
+        Self {
+            error,
+            retry_after: None,
+        }
+    }
+}
+
+impl Refusal {
+    fn too_many(what: &str, retry_after: Duration) -> Self {
+        Self {
+            error: ApiError::new(
+                429,
+                "TooManyRequests",
+                format!("too many {what}, please try again later"),
+            ),
+            retry_after: Some(retry_after),
+        }
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> axum::response::Response {
+        let mut response = self.error.into_response();
+        if let Some(after) = self.retry_after {
+            // Whole seconds, at least one, as kube-apiserver sends it.
+            let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+            response
+                .headers_mut()
+                .insert(http::header::RETRY_AFTER, secs.max(1).into());
+        }
+        response
+    }
+}
+
+fn decision_size(user: &UserInfo, attributes: &RequestAttributes) -> usize {
+    let strings = |v: &[String]| v.iter().map(String::len).sum::<usize>();
+    user.username.len()
+        + user.uid.len()
+        + strings(&user.groups)
+        + user
+            .extra
+            .iter()
+            .map(|(k, v)| k.len() + strings(v))
+            .sum::<usize>()
+        + attributes.verb.len()
+        + attributes.path.len()
+        + attributes.resource.as_ref().map_or(0, |r| {
+            r.namespace.len()
+                + r.group.len()
+                + r.version.len()
+                + r.resource.len()
+                + r.subresource.len()
+                + r.name.len()
+        })
 }
 
 impl DelegatedAuth {
@@ -146,6 +248,19 @@ impl DelegatedAuth {
         authorizer: Arc<dyn Authorizer>,
     ) -> Self {
         Self {
+            token_reviews_per_source: limit::PerSource::new(
+                config.token_reviews_per_source_burst,
+                config.token_reviews_per_source_per_second,
+                SOURCES,
+            ),
+            token_reviews: limit::InFlight::new(
+                config.max_token_reviews_in_flight,
+                config.review_queue_timeout,
+            ),
+            access_reviews: limit::InFlight::new(
+                config.max_access_reviews_in_flight,
+                config.review_queue_timeout,
+            ),
             config,
             settings: RwLock::new(Arc::new(settings)),
             tokens,
@@ -160,6 +275,9 @@ impl DelegatedAuth {
     /// exist, as kube-apiserver's extension servers do with a warning), TokenReview and
     /// SubjectAccessReview through the same client. Keep the settings current with
     /// [`DelegatedAuth::spawn_refresh`].
+    ///
+    /// `client` should be this adapter's own, without the operator's client-side rate limit:
+    /// reviews are bounded here, and must neither wait behind nor delay lease renewals.
     pub async fn from_cluster(
         client: kube::Client,
         config: DelegatedAuthConfig,
@@ -220,7 +338,7 @@ impl DelegatedAuth {
         &self,
         parts: &http::request::Parts,
         conn: &ConnAuth,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), Refusal> {
         let path = parts.uri.path();
         if self.always_allowed_path(path) {
             return Ok(());
@@ -239,6 +357,13 @@ impl DelegatedAuth {
             Some(d) => d,
             None => {
                 let (user, attributes) = &key;
+                let Some(_slot) = self.access_reviews.acquire().await else {
+                    tracing::warn!("too many SubjectAccessReviews in flight; answering 429");
+                    return Err(Refusal::too_many(
+                        "authorization reviews",
+                        Duration::from_secs(1),
+                    ));
+                };
                 let decision = tokio::time::timeout(
                     self.config.review_timeout,
                     self.authorizer.authorize(user, attributes),
@@ -255,8 +380,10 @@ impl DelegatedAuth {
                 } else {
                     self.config.deny_cache_ttl
                 };
-                self.decision_cache
-                    .insert(key.clone(), decision.clone(), ttl);
+                if decision_size(user, attributes) <= MAX_CACHED_DECISION {
+                    self.decision_cache
+                        .insert(key.clone(), decision.clone(), ttl);
+                }
                 decision
             }
         };
@@ -264,9 +391,10 @@ impl DelegatedAuth {
             Ok(())
         } else {
             let (user, attributes) = &key;
-            Err(ApiError::forbidden(
-                attributes.forbidden_message(&user.username, &decision.reason),
-            ))
+            Err(
+                ApiError::forbidden(attributes.forbidden_message(&user.username, &decision.reason))
+                    .into(),
+            )
         }
     }
 
@@ -274,7 +402,7 @@ impl DelegatedAuth {
         &self,
         parts: &http::request::Parts,
         conn: &ConnAuth,
-    ) -> Result<UserInfo, ApiError> {
+    ) -> Result<UserInfo, Refusal> {
         let settings = self.settings();
         match conn.verdict(&settings) {
             CertVerdict::FrontProxy => {
@@ -291,22 +419,38 @@ impl DelegatedAuth {
         if let Some(token) = bearer_token(&parts.headers)
             && let Some(reviewer) = &self.tokens
         {
-            return self.review_token(reviewer.as_ref(), token).await;
+            return self.review_token(reviewer.as_ref(), token, conn.peer).await;
         }
-        Err(ApiError::unauthorized())
+        Err(ApiError::unauthorized().into())
     }
 
     async fn review_token(
         &self,
         reviewer: &dyn TokenReviewer,
         token: &str,
-    ) -> Result<UserInfo, ApiError> {
+        peer: Option<IpAddr>,
+    ) -> Result<UserInfo, Refusal> {
         let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
         let mut key = [0u8; 32];
         key.copy_from_slice(digest.as_ref());
         let user = match self.token_cache.get(&key) {
             Some(user) => user,
             None => {
+                // Only tokens not in the cache cost a review, so only they are limited: a
+                // caller whose token was accepted goes on being served during a flood.
+                if let (Some(limit), Some(peer)) = (&self.token_reviews_per_source, peer)
+                    && let Err(after) = limit.take(limit::Source::from(peer))
+                {
+                    tracing::debug!(%peer, "TokenReview allowance of this source used up");
+                    return Err(Refusal::too_many("authentication attempts", after));
+                }
+                let Some(_slot) = self.token_reviews.acquire().await else {
+                    tracing::warn!("too many TokenReviews in flight; answering 429");
+                    return Err(Refusal::too_many(
+                        "authentication attempts",
+                        Duration::from_secs(1),
+                    ));
+                };
                 let reviewed = tokio::time::timeout(
                     self.config.review_timeout,
                     reviewer.review(token, &self.config.token_audiences),
@@ -332,7 +476,7 @@ impl DelegatedAuth {
                 }
             }
         };
-        user.ok_or_else(ApiError::unauthorized)
+        user.ok_or_else(|| ApiError::unauthorized().into())
     }
 }
 
@@ -375,19 +519,21 @@ pub async fn load_settings(client: &kube::Client) -> Result<AuthenticationSettin
 
 /// A connection's client certificate and what it proves, re-checked when the settings change
 /// or a minute has passed (so an expiring certificate stops working on a kept-alive
-/// connection).
+/// connection), and the address it comes from (what per-source limits count by).
 #[derive(Debug, Default)]
 pub(crate) struct ConnAuth {
     chain: Vec<CertificateDer<'static>>,
+    peer: Option<IpAddr>,
     verdict: Mutex<Option<(u64, Instant, CertVerdict)>>,
 }
 
 const VERDICT_TTL: Duration = Duration::from_secs(60);
 
 impl ConnAuth {
-    pub(crate) fn new(chain: Vec<CertificateDer<'static>>) -> Self {
+    pub(crate) fn new(chain: Vec<CertificateDer<'static>>, peer: IpAddr) -> Self {
         Self {
             chain,
+            peer: Some(peer),
             verdict: Mutex::new(None),
         }
     }

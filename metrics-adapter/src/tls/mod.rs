@@ -20,7 +20,7 @@ pub use kedge_tls::Error as TlsError;
 pub use kedge_tls::pem::{certified_key, root_store};
 pub use kedge_tls::provider;
 pub use kedge_tls::verify::client_verifier;
-pub use reload::{ReloadingCa, ReloadingCertificate};
+pub use reload::{ReloadingCa, ReloadingCertificate, SwappableCert};
 
 /// The HTTPS API's server configuration: TLS 1.2 and 1.3, HTTP/2 and HTTP/1.1 by ALPN, and a
 /// client certificate requested but not required.

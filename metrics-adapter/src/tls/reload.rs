@@ -145,6 +145,60 @@ impl rustls::client::ResolvesClientCert for ReloadingCertificate {
     }
 }
 
+/// A certificate that its owner replaces while serving (kedge's own serving certificate,
+/// renewed from its CA before it expires): each handshake gets the one set last, so a renewal
+/// needs no restart and connections already open keep theirs.
+pub struct SwappableCert(RwLock<Arc<CertifiedKey>>);
+
+impl SwappableCert {
+    /// Starts with `key`.
+    pub fn new(key: Arc<CertifiedKey>) -> Self {
+        Self(RwLock::new(key))
+    }
+
+    /// Starts with a certificate chain and key given as PEM.
+    pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<Self, TlsError> {
+        Ok(Self::new(Self::load(cert_pem, key_pem)?))
+    }
+
+    fn load(cert_pem: &str, key_pem: &str) -> Result<Arc<CertifiedKey>, TlsError> {
+        Ok(Arc::new(kedge_tls::pem::certified_key(
+            cert_pem.as_bytes(),
+            key_pem.as_bytes(),
+            "serving certificate",
+        )?))
+    }
+
+    /// Serves `key` from the next handshake on.
+    pub fn set(&self, key: Arc<CertifiedKey>) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = key;
+    }
+
+    /// Serves this PEM chain and key from the next handshake on; unusable ones are an error and
+    /// the current certificate stays.
+    pub fn set_pem(&self, cert_pem: &str, key_pem: &str) -> Result<(), TlsError> {
+        self.set(Self::load(cert_pem, key_pem)?);
+        Ok(())
+    }
+
+    /// The certificate served now.
+    pub fn current(&self) -> Arc<CertifiedKey> {
+        Arc::clone(&self.0.read().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+impl std::fmt::Debug for SwappableCert {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SwappableCert").finish_non_exhaustive()
+    }
+}
+
+impl ResolvesServerCert for SwappableCert {
+    fn resolve(&self, _client_hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.current())
+    }
+}
+
 /// A CA bundle file whose certificates client certificates must chain to (mutual TLS on the
 /// gRPC link), reloaded when the file changes.
 pub struct ReloadingCa(Reloading<Arc<dyn ClientCertVerifier>>);

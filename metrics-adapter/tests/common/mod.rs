@@ -85,6 +85,21 @@ pub fn https_client_alpn(
     identity: Option<&Leaf>,
     alpn: &[&[u8]],
 ) -> reqwest::Client {
+    https_client_from(server_ca_pem, identity, alpn, None)
+}
+
+/// Like [`https_client`], connecting from `local` (any 127.0.0.0/8 address works on Linux), so
+/// the server sees a distinct source.
+pub fn https_client_at(server_ca_pem: &str, local: std::net::IpAddr) -> reqwest::Client {
+    https_client_from(server_ca_pem, None, &[b"h2", b"http/1.1"], Some(local))
+}
+
+fn https_client_from(
+    server_ca_pem: &str,
+    identity: Option<&Leaf>,
+    alpn: &[&[u8]],
+    local: Option<std::net::IpAddr>,
+) -> reqwest::Client {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -109,6 +124,7 @@ pub fn https_client_alpn(
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     reqwest::Client::builder()
         .tls_backend_preconfigured(config)
+        .local_address(local)
         .timeout(Duration::from_secs(60))
         .build()
         .unwrap()

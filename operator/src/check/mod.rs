@@ -68,6 +68,8 @@ pub struct CheckOptions {
     pub resolve: ResolveSettings,
     /// Timeout of each live query.
     pub timeout: Option<Duration>,
+    /// Address ranges the scalers must not connect to (`--scaler-address-deny-cidrs`).
+    pub address_guard: scaler_core::AddressGuard,
 }
 
 /// Checks every ScaledObject of `inventory`, in input order.
@@ -189,6 +191,7 @@ async fn check_one(
             namespace,
             scaled_object: &doc.name,
             timeout: options.timeout.unwrap_or(scaler_core::DEFAULT_TIMEOUT),
+            address_guard: &options.address_guard,
         },
         &so.spec,
         &env,
@@ -210,7 +213,7 @@ async fn check_one(
                 }
             }
         }
-        match registry.build(cfg) {
+        match crate::access::build_scaler(registry, cfg).await {
             Err(e) => report.errors.push(e.to_string()),
             // Most scalers know their specs without I/O; external scalers ask their server,
             // which an offline check may not reach: that is a warning, not a broken manifest.

@@ -30,17 +30,14 @@ pub(super) async fn gather(
     let mut deps: Vec<Dependency> = Vec::new();
     let mut secrets = References::new();
     let mut config_maps = References::new();
-    // A target kind without a pod template (or one that cannot be read) has no env to resolve.
-    if let Some(template) = target.pod_template().await.ok().flatten() {
-        referenced_by_template(namespace, &template, &mut secrets, &mut config_maps);
-        snapshot.insert_workload(
-            namespace,
-            target.api_version(),
-            target.kind(),
-            target.name(),
-            template,
-        );
-    }
+    // Whether a trigger reads the target's env (`<param>FromEnv`, a TriggerAuthentication's
+    // `env`): restricted to one namespace's Secrets, kedge resolves the env only then.
+    let mut uses_env = so
+        .spec
+        .triggers
+        .iter()
+        .any(|t| t.metadata.keys().any(|k| k.ends_with("FromEnv")));
+    let template = target.pod_template().await.ok().flatten();
     for r in so
         .spec
         .triggers
@@ -76,6 +73,7 @@ pub(super) async fn gather(
                 )
             }
         };
+        uses_env |= spec.env.as_ref().is_some_and(|e| !e.is_empty());
         // What a TriggerAuthentication names must exist (the pod template may mark its own
         // references optional; resolution judges those).
         let by = format!(
@@ -88,6 +86,37 @@ pub(super) async fn gather(
         }
         for c in spec.config_map_target_ref.iter().flatten() {
             config_maps.insert((objects_ns.clone(), c.name.clone()), Some(by.clone()));
+        }
+    }
+    // A target kind without a pod template (or one that cannot be read) has no env to resolve.
+    if let Some(template) = template {
+        let (mut template_secrets, mut template_config_maps) =
+            (References::new(), References::new());
+        referenced_by_template(
+            namespace,
+            &template,
+            &mut template_secrets,
+            &mut template_config_maps,
+        );
+        let unread = template_secrets
+            .keys()
+            .any(|(ns, _)| !ctx.settings.reads_secrets_in(ns));
+        // Restricted, and no trigger reads the env: it is left unresolved rather than failing
+        // on Secrets kedge may not read and nothing needs.
+        if !unread || uses_env {
+            for (k, v) in template_secrets {
+                secrets.entry(k).or_insert(v);
+            }
+            for (k, v) in template_config_maps {
+                config_maps.entry(k).or_insert(v);
+            }
+            snapshot.insert_workload(
+                namespace,
+                target.api_version(),
+                target.kind(),
+                target.name(),
+                template,
+            );
         }
     }
     // Recorded before the reads, so a Secret that cannot be read yet still reconciles the
@@ -103,6 +132,22 @@ pub(super) async fn gather(
             .map(|(ns, n)| ("ConfigMap", ns.clone(), n.clone())),
     );
     ctx.deps.record(key, deps);
+    // Restricted, a Secret elsewhere is not asked for (the read would be refused): the object
+    // is not ready, naming it.
+    if let Some((ns, name)) = secrets
+        .keys()
+        .find(|(ns, _)| !ctx.settings.reads_secrets_in(ns))
+    {
+        return Err(NotReady::Unreadable {
+            kind: "Secret",
+            namespace: ns.clone(),
+            name: name.clone(),
+            message: super::secrets::restricted_message(
+                &ctx.settings.resolve.cluster_object_namespace,
+            ),
+        }
+        .into());
+    }
     for (ns, name, secret) in read::<Secret>(ctx, "Secret", &secrets).await? {
         snapshot.insert_secret(&ns, &name, secret);
     }

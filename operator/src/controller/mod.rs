@@ -7,6 +7,7 @@
 
 mod admit;
 mod cleanup;
+mod departures;
 mod deps;
 mod hpa_sync;
 mod index;
@@ -16,6 +17,7 @@ mod not_ready;
 mod paused;
 mod reconcile;
 mod scalers;
+mod secrets;
 mod status;
 mod synced;
 
@@ -71,6 +73,11 @@ pub struct Settings {
     /// Reconciles that may run at once (`KEDA_SCALEDOBJECT_CTRL_MAX_RECONCILES`). Bounded so a
     /// start with thousands of objects does not open thousands of API connections at once.
     pub max_concurrent_reconciles: u16,
+    /// Address ranges scalers must not connect to (`--scaler-address-deny-cidrs`).
+    pub address_guard: scaler_core::AddressGuard,
+    /// `--restrict-secret-access`: Secrets are read and watched only in the cluster object
+    /// namespace (see [`Settings::secret_watch_namespace`]).
+    pub restrict_secrets: bool,
 }
 
 /// What the reconciler shares.
@@ -172,10 +179,11 @@ impl Context {
             .remove(key);
     }
 
-    /// Drops what is kept of a deleted object.
+    /// Drops what is kept of a deleted object, its metric series included.
     fn forget(&self, key: &ObjectKey) {
         self.succeeded(key);
         self.deps.forget(key);
+        self.metrics.forget_object(&key.namespace, &key.name);
         self.writers
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -276,7 +284,8 @@ pub async fn run(
     let hpa_api: Api<HorizontalPodAutoscaler> = api_for(&client, ns.as_deref());
     let ta_api: Api<TriggerAuthentication> = api_for(&client, ns.as_deref());
     let cta_api: Api<ClusterTriggerAuthentication> = Api::all(client.clone());
-    let secret_api: Api<PartialObjectMeta<Secret>> = api_for(&client, ns.as_deref());
+    let secret_api: Api<PartialObjectMeta<Secret>> =
+        api_for(&client, settings.secret_watch_namespace());
     let cm_api: Api<PartialObjectMeta<ConfigMap>> = api_for(&client, ns.as_deref());
 
     let (ta_store, ta_writer) = reflector::store();
@@ -310,6 +319,7 @@ pub async fn run(
     // metadata on a real cluster, and the store holds every ScaledObject).
     let (so_store, so_writer) = reflector::store();
     let so_index = ScaledObjectIndex::default();
+    let (mut departures, mut departed) = departures::Departures::new(runtimes.clone());
     let so_events = {
         let index = so_index.clone();
         let sync = sync.clone();
@@ -317,6 +327,7 @@ pub async fn run(
             event.map(|event| {
                 let event = event.modify(|so| so.metadata.managed_fields = None);
                 index.apply(&event);
+                departures.observe(&event);
                 sync.observe(Watch::ScaledObjects, &event);
                 event
             })
@@ -347,6 +358,23 @@ pub async fn run(
         retries: Default::default(),
         writers: Default::default(),
     });
+    // Objects gone without their finalizer: stop polling them and forget them at once.
+    let forgetting = {
+        let ctx = Arc::clone(&ctx);
+        tokio::spawn(async move {
+            while let Some(departure) = departed.recv().await {
+                let Some(rt) = ctx.runtimes.get(&departure.key) else {
+                    ctx.forget(&departure.key);
+                    continue;
+                };
+                if departures::is_same_object(&departure, rt.object.uid().as_deref()) {
+                    info!(scaledobject = %departure.key, "ScaledObject is gone: stopped polling it");
+                    ctx.stop(&departure.key).await;
+                    ctx.forget(&departure.key);
+                }
+            }
+        })
+    };
     let (c1, c2, c3, c4) = (
         Arc::clone(&ctx),
         Arc::clone(&ctx),
@@ -389,6 +417,7 @@ pub async fn run(
             }
         })
         .await;
+    forgetting.abort();
     info!("controller stopped");
 }
 

@@ -49,6 +49,7 @@ async fn steps(key: &ObjectKey, so: Arc<ScaledObject>, ctx: &Context) -> Result<
         namespace: &key.namespace,
         scaled_object: &key.name,
         timeout: ctx.settings.timeout,
+        address_guard: &ctx.settings.address_guard,
     };
     let plan = TriggerPlan::new(&snapshot, &ctx.settings.resolve, place, &so.spec, &env);
     plan.warnings

@@ -47,7 +47,7 @@ pub(super) async fn build_or_reuse(
     }
     let mut triggers = Vec::with_capacity(plan.scalers.len());
     for cfg in &plan.scalers {
-        let scaler = match ctx.registry.build(cfg) {
+        let scaler = match crate::access::build_scaler(&ctx.registry, cfg).await {
             Ok(s) => Arc::<dyn scaler_core::Scaler>::from(s),
             Err(e) => {
                 ctx.publish(so, EventType::Warning, EVENT_SCALER_FAILED, e.to_string())

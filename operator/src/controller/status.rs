@@ -33,7 +33,8 @@ pub(super) async fn not_ready(
 ) -> Result<Action, Error> {
     ctx.stop(key).await;
     let retry = ctx.next_retry(key, why.retry_soon());
-    let message = why.to_string();
+    // Bounded here too, so the Event and the log say what the condition says.
+    let message = conditions::bounded_message(why.to_string());
     let reason = why.reason();
     let msg = message.clone();
     let changed = ctx

@@ -48,6 +48,37 @@ pub fn all() -> Vec<CustomResourceDefinition> {
         TriggerAuthentication::crd(),
         ClusterTriggerAuthentication::crd(),
     ]
+    .into_iter()
+    .map(bound_int32)
+    .collect()
+}
+
+/// Gives every `format: int32` integer of `crd`'s schemas the int32 range as `minimum` and
+/// `maximum` (unless it has its own). kube-apiserver ignores `format` on integers but enforces
+/// bounds: without them it stores a `pollingInterval` of 2^31, which no client of the typed
+/// object (kedge, KEDA) can read, and that one object fails every list and watch of them all.
+fn bound_int32(crd: CustomResourceDefinition) -> CustomResourceDefinition {
+    fn walk(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(m) => {
+                if m.get("type").and_then(|t| t.as_str()) == Some("integer")
+                    && m.get("format").and_then(|f| f.as_str()) == Some("int32")
+                {
+                    m.entry("minimum").or_insert(f64::from(i32::MIN).into());
+                    m.entry("maximum").or_insert(f64::from(i32::MAX).into());
+                }
+                m.values_mut().for_each(walk);
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    // A CRD is plain data: it converts to JSON and back.
+    #[allow(clippy::expect_used)]
+    let mut json = serde_json::to_value(&crd).expect("a CustomResourceDefinition is JSON");
+    walk(&mut json);
+    #[allow(clippy::expect_used)]
+    serde_json::from_value(json).expect("still a CustomResourceDefinition")
 }
 
 /// Deterministic multi-document YAML of `crds`, documents separated by `---\n`.
@@ -94,4 +125,56 @@ pub fn write_dir(dir: &Path) -> std::io::Result<()> {
         std::fs::write(path, yaml)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn int32_schemas(
+        v: &serde_json::Value,
+        path: &str,
+        out: &mut Vec<(String, serde_json::Value)>,
+    ) {
+        match v {
+            serde_json::Value::Object(m) => {
+                if m.get("format").and_then(|f| f.as_str()) == Some("int32") {
+                    out.push((path.to_owned(), v.clone()));
+                }
+                for (k, v) in m {
+                    int32_schemas(v, &format!("{path}.{k}"), out);
+                }
+            }
+            serde_json::Value::Array(a) => {
+                for (i, v) in a.iter().enumerate() {
+                    int32_schemas(v, &format!("{path}[{i}]"), out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn every_int32_is_bounded_so_the_api_server_refuses_what_the_types_cannot_hold() {
+        let mut found = Vec::new();
+        for crd in all() {
+            int32_schemas(&serde_json::to_value(crd).unwrap(), "", &mut found);
+        }
+        let polling = found
+            .iter()
+            .find(|(p, _)| p.ends_with(".spec.properties.pollingInterval"))
+            .unwrap();
+        assert_eq!(polling.1["minimum"], 1.0, "its own minimum is kept");
+        assert_eq!(polling.1["maximum"], 2_147_483_647.0);
+        for (path, schema) in &found {
+            let (min, max) = (schema["minimum"].as_f64(), schema["maximum"].as_f64());
+            assert!(
+                min.is_some_and(|m| m >= f64::from(i32::MIN))
+                    && max.is_some_and(|m| m <= f64::from(i32::MAX)),
+                "{path}: {schema}"
+            );
+        }
+    }
 }

@@ -173,6 +173,24 @@ impl Applied {
     }
 }
 
+/// The longest condition message written, in bytes. Messages may quote a tenant's values (a
+/// megabyte of them, escaped six times over): each is written into the status, an Event and the
+/// log at every change.
+pub const MAX_MESSAGE_BYTES: usize = 4096;
+
+/// `message` cut to at most [`MAX_MESSAGE_BYTES`] on a character boundary, `…` marking the cut.
+pub fn bounded_message(mut message: String) -> String {
+    if message.len() > MAX_MESSAGE_BYTES {
+        let mut end = MAX_MESSAGE_BYTES - '…'.len_utf8();
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
+        message.push('…');
+    }
+    message
+}
+
 /// What to do with one condition of `status.conditions`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ConditionChange {
@@ -195,7 +213,7 @@ impl ConditionChange {
         Self::Set {
             status,
             reason,
-            message: message.into(),
+            message: bounded_message(message.into()),
         }
     }
 
@@ -251,6 +269,28 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    #[test]
+    fn messages_are_bounded_on_a_character_boundary() {
+        assert_eq!(bounded_message("short".into()), "short");
+        let exact = "x".repeat(MAX_MESSAGE_BYTES);
+        assert_eq!(bounded_message(exact.clone()), exact);
+        let long = format!("x{}", "é".repeat(MAX_MESSAGE_BYTES));
+        let cut = bounded_message(long);
+        assert!(
+            cut.len() <= MAX_MESSAGE_BYTES && cut.ends_with('…'),
+            "{}",
+            cut.len()
+        );
+        let ConditionChange::Set { message, .. } = ConditionChange::set(
+            ConditionStatus::False,
+            REASON_CHECK_FAILED,
+            "y".repeat(1 << 20),
+        ) else {
+            unreachable!()
+        };
+        assert_eq!(message.len(), MAX_MESSAGE_BYTES);
+    }
 
     fn types(s: &ScaledObjectStatus) -> Vec<&str> {
         s.conditions

@@ -249,6 +249,18 @@ impl Decision {
         self.events.extend(failure);
         self
     }
+
+    /// The scale write was refused because the target changed after the poll read it: nothing
+    /// failed, and the next poll decides again on fresh replicas. As [`Decision::scale_failed`],
+    /// without its warning.
+    pub fn superseded(self, input: &PollInput) -> Self {
+        let mut d = self.scale_failed(input);
+        d.events.retain(|e| {
+            e.reason != EVENT_SCALE_TARGET_ACTIVATION_FAILED
+                && e.reason != EVENT_SCALE_TARGET_DEACTIVATION_FAILED
+        });
+        d
+    }
 }
 
 /// How the triggers, the formula, the fallback and the annotations combine into activity.
@@ -1499,6 +1511,16 @@ mod tests {
                 "Failed to scale apps/v1.Deployment ns/web from 0 to 1"
             )]
         );
+    }
+
+    #[test]
+    fn a_write_superseded_by_a_change_of_the_target_says_nothing_and_keeps_the_last_activity() {
+        let i = input(0, active());
+        let d = decide(&i).superseded(&i);
+        assert_eq!(d.last_active_time, i.last_active_time);
+        assert!(d.events.is_empty(), "{:?}", d.events);
+        let i = input(3, inactive());
+        assert!(decide(&i).superseded(&i).events.is_empty());
     }
 
     #[test]

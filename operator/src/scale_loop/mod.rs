@@ -5,6 +5,10 @@
 //! thousand threads or sleeping tasks. The next poll is scheduled from the previous due time,
 //! not from when the poll finished, so slow polls do not make an object drift; how late each
 //! poll starts is exported as `keda_internal_scale_loop_latency_seconds`.
+//!
+//! A loop lives for one leadership term: cancelling its token (on a step-down) ends the loop and
+//! aborts every poll in flight at its next await, so a poll that started while leading cannot
+//! go on to query, decide and write after the lease is gone.
 
 mod poll;
 
@@ -15,6 +19,7 @@ use std::time::Duration;
 use futures::StreamExt as _;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 use tokio_util::time::{DelayQueue, delay_queue};
 use tracing::debug;
 
@@ -56,12 +61,18 @@ impl ScaleLoopHandle {
 /// a second, about 4 in flight at 10 ms each.
 pub const DEFAULT_CONCURRENCY: usize = 64;
 
-/// Starts the scale loop; it runs until every handle is dropped.
-pub fn spawn(runtimes: Runtimes, ctx: Arc<PollContext>, concurrency: usize) -> ScaleLoopHandle {
+/// Starts the scale loop; it runs until `stop` is cancelled, which also aborts the polls in
+/// flight. The returned task ends with the loop.
+pub fn spawn(
+    runtimes: Runtimes,
+    ctx: Arc<PollContext>,
+    concurrency: usize,
+    stop: CancellationToken,
+) -> (ScaleLoopHandle, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::unbounded_channel();
     let handle = ScaleLoopHandle { tx: tx.clone() };
-    tokio::spawn(run(runtimes, ctx, rx, tx, concurrency));
-    handle
+    let task = tokio::spawn(run(runtimes, ctx, rx, tx, concurrency, stop));
+    (handle, task)
 }
 
 async fn run(
@@ -70,6 +81,7 @@ async fn run(
     mut rx: mpsc::UnboundedReceiver<Command>,
     tx: mpsc::UnboundedSender<Command>,
     concurrency: usize,
+    stop: CancellationToken,
 ) {
     let mut queue: DelayQueue<ObjectKey> = DelayQueue::new();
     let mut entries: HashMap<ObjectKey, delay_queue::Key> = HashMap::new();
@@ -80,18 +92,24 @@ async fn run(
         if !in_flight.insert(key.clone()) {
             return; // still polling; the Done handler reschedules
         }
-        let (runtimes, ctx, tx, permits) = (
+        let (runtimes, ctx, tx, permits, stop) = (
             runtimes.clone(),
             Arc::clone(&ctx),
             tx.clone(),
             Arc::clone(&permits),
+            stop.clone(),
         );
         tokio::spawn(async move {
-            if let Ok(_permit) = permits.acquire_owned().await
-                && let Some(rt) = runtimes.get(&key)
-            {
-                ctx.observe_lag(&rt, Instant::now().saturating_duration_since(due));
-                poll::poll(&ctx, &rt).await;
+            let polled = stop.run_until_cancelled(async {
+                if let Ok(_permit) = permits.acquire_owned().await
+                    && let Some(rt) = runtimes.get(&key)
+                {
+                    ctx.observe_lag(&rt, Instant::now().saturating_duration_since(due));
+                    poll::poll(&ctx, &rt).await;
+                }
+            });
+            if polled.await.is_none() {
+                debug!(%key, "poll aborted: the scale loop stopped");
             }
             let _ = tx.send(Command::Done(key, due));
         });
@@ -99,6 +117,10 @@ async fn run(
 
     loop {
         tokio::select! {
+            () = stop.cancelled() => {
+                debug!("scale loop stopped");
+                return;
+            }
             cmd = rx.recv() => {
                 let Some(cmd) = cmd else { return };
                 match cmd {
@@ -143,5 +165,38 @@ async fn run(
                 start(key, due, &mut in_flight);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_cancelled_loop_ends_and_leaves_no_task_behind() {
+        let client =
+            kube::Client::try_from(kube::Config::new("http://127.0.0.1:1".parse().unwrap()))
+                .unwrap();
+        let mut registry = prometheus_client::registry::Registry::default();
+        let ctx = Arc::new(PollContext {
+            events: crate::events::EventPublisher::new(client, "kedge", "test"),
+            metrics: Arc::new(crate::telemetry::Metrics::new(&mut registry)),
+            timeout: Duration::from_secs(1),
+        });
+        let term = CancellationToken::new();
+        let (handle, task) = spawn(Runtimes::default(), ctx, 4, term.clone());
+        handle.schedule(ObjectKey {
+            namespace: "ns".into(),
+            name: "gone".into(),
+        });
+        // Handles still exist (the controller keeps one); the loop must end anyway.
+        let _kept = handle.clone();
+        term.cancel();
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("the loop ends when its term is cancelled")
+            .unwrap();
     }
 }

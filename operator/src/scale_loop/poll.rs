@@ -113,15 +113,14 @@ pub async fn poll(ctx: &PollContext, rt: &ScaledObjectRuntime) {
     let mut formula_values: BTreeMap<String, Option<f64>> = BTreeMap::new();
     for read in &reads {
         let label = trigger_label(rt, read.trigger);
-        let labels = ScalerLabels {
+        let labels = ctx.metrics.scaler_series(&ScalerLabels {
             namespace: rt.key.namespace.clone(),
             metric: read.metric.clone(),
             scaled_object: rt.key.name.clone(),
             scaler: label.clone(),
             trigger_index: read.trigger.to_string(),
             type_: "scaledobject".into(),
-        }
-        .labels();
+        });
         ctx.metrics
             .scaler_metrics_latency
             .get_or_create(&labels)
@@ -216,7 +215,7 @@ pub async fn poll(ctx: &PollContext, rt: &ScaledObjectRuntime) {
             }
         });
 
-    let current_replicas = match rt.target.replicas().await {
+    let read = match rt.target.read().await {
         Ok(r) => r,
         Err(e) => {
             let msg = format!("failed to get current replicas of the scale target: {e}");
@@ -236,6 +235,7 @@ pub async fn poll(ctx: &PollContext, rt: &ScaledObjectRuntime) {
         }
     };
 
+    let current_replicas = read.replicas;
     let annotations = so.metadata.annotations.clone().unwrap_or_default();
     let input = PollInput {
         now: Utc::now(),
@@ -268,9 +268,15 @@ pub async fn poll(ctx: &PollContext, rt: &ScaledObjectRuntime) {
     };
     let mut decision = decision::decide(&input);
     if let Action::ScaleTo { replicas, .. } = decision.action {
-        match rt.target.scale_to(replicas).await {
+        match rt.target.scale_from(&read, replicas).await {
             Ok(()) => {
                 debug!(scaledobject = %rt.key, from = current_replicas, to = replicas, "scaled")
+            }
+            Err(e) if e.is_conflict() => {
+                // Scaled by someone else since this poll read it: the next poll decides again
+                // on what is there then.
+                debug!(scaledobject = %rt.key, to = replicas, "target changed since read; not scaled");
+                decision = decision.superseded(&input);
             }
             Err(e) => {
                 warn!(scaledobject = %rt.key, "failed to scale to {replicas}: {e}");

@@ -19,13 +19,21 @@ use async_trait::async_trait;
 use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sqs::types::QueueAttributeName;
 use scaler_core::{
-    MetricSpec, MetricTarget, MetricValue, MetricsAndActivity, ParamSpec, Scaler, ScalerConfig,
-    ScalerError, ScalerFactory, ScalerParams, Secret, SharedClients, TriggerId,
+    AddressGuard, MetricSpec, MetricTarget, MetricValue, MetricsAndActivity, ParamSpec, Scaler,
+    ScalerConfig, ScalerError, ScalerFactory, ScalerParams, Secret, SharedClients, TriggerId,
     normalize_metric_name,
 };
 
 pub use client::{Auth, ClientKey, SqsClient};
 pub use value::{attribute_names, queue_length, queue_name, region_of_url};
+
+/// The host of `awsEndpoint` (the SDK refuses an endpoint that is not a URL).
+fn endpoint_host(endpoint: &str) -> String {
+    url::Url::parse(endpoint)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .unwrap_or_default()
+}
 
 /// An error and its causes, `: `-separated (the SDK's own Display says only "dispatch
 /// failure" or "service error").
@@ -194,6 +202,7 @@ pub struct AwsSqsScaler {
     metric_name: String,
     target: MetricTarget,
     timeout: Duration,
+    guard: AddressGuard,
     cache: Arc<SharedClients<ClientKey, SqsClient>>,
     client: Mutex<Option<Arc<SqsClient>>>,
 }
@@ -215,6 +224,11 @@ impl AwsSqsScaler {
         let params = AwsSqsParams::from_config(cfg)?;
         let invalid = |e: String| ScalerError::invalid(&cfg.trigger, e);
         let name = queue_name(&params.queue_url).map_err(invalid)?;
+        // The requests go to awsEndpoint when set (else to AWS's endpoint for the region; the
+        // queue URL only names the queue).
+        if let Some(endpoint) = &params.aws_endpoint {
+            cfg.check_address("awsEndpoint", &endpoint_host(endpoint))?;
+        }
         let key = ClientKey {
             region: params.aws_region.clone(),
             endpoint: params.aws_endpoint.clone(),
@@ -228,6 +242,7 @@ impl AwsSqsScaler {
             timeout: cfg.timeout,
             params,
             key,
+            guard: cfg.address_guard.clone(),
             cache: factory.clients.clone(),
             client: Mutex::new(None),
         })
@@ -287,6 +302,18 @@ impl AwsSqsScaler {
     }
 
     async fn length(&self) -> Result<i64, ScalerError> {
+        if let Some(endpoint) = &self.params.aws_endpoint {
+            // The SDK resolves the name itself: this narrows the window of a DNS answer that
+            // changes after the build without closing it.
+            crate::address::precheck(
+                &self.guard,
+                "awsEndpoint",
+                &endpoint_host(endpoint),
+                self.timeout,
+            )
+            .await
+            .map_err(|e| ScalerError::source(&self.trigger, e))?;
+        }
         let client = self.client();
         let sqs = client.get().await;
         let out = sqs

@@ -569,3 +569,43 @@ fn registry_builds_aws_sqs_queue() {
             .is_ok()
     );
 }
+
+#[test]
+fn an_endpoint_in_a_denied_range_fails_the_build_naming_the_parameter() {
+    let guard = AddressGuard::parse("169.254.169.254/32,127.0.0.0/8,::1/128").expect("ranges");
+    for endpoint in ["http://169.254.169.254", "http://localhost:4566"] {
+        let c = cfg(
+            0,
+            &[
+                ("queueURL", PROPER_URL),
+                ("awsRegion", "eu-west-1"),
+                ("awsEndpoint", endpoint),
+            ],
+            KEYS,
+            &[],
+        )
+        .with_address_guard(guard.clone());
+        let err = AwsSqsScaler::new(&AwsSqsFactory::new(), &c)
+            .map(|_| ())
+            .expect_err(endpoint)
+            .to_string();
+        assert!(
+            err.starts_with(
+                "triggers[0] (aws-sqs-queue): parameter \"awsEndpoint\": its host resolves into "
+            ),
+            "{endpoint}: {err}"
+        );
+    }
+    // The queue URL only names the queue: AWS's endpoint for the region is asked.
+    let c = cfg(
+        0,
+        &[
+            ("queueURL", "http://127.0.0.1:5055/123456789012/jobs"),
+            ("awsRegion", "eu-west-1"),
+        ],
+        KEYS,
+        &[],
+    )
+    .with_address_guard(guard);
+    assert!(AwsSqsScaler::new(&AwsSqsFactory::new(), &c).is_ok());
+}

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
-use scaler_core::SharedClients;
+use scaler_core::{AddressGuard, SharedClients};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -28,6 +28,19 @@ pub struct ChannelKey {
     pub tls: bool,
     /// CA, client certificate and `unsafeSsl`.
     pub tls_settings: TlsSettings,
+    /// Checked against the address at each connection.
+    pub guard: AddressGuard,
+}
+
+impl ChannelKey {
+    /// The host of `authority`, without brackets.
+    pub fn host(&self) -> &str {
+        let host = self
+            .authority
+            .rsplit_once(':')
+            .map_or(self.authority.as_str(), |(h, _)| h);
+        scaler_core::address::bare_host(host)
+    }
 }
 
 /// Channels shared by every external trigger in the process.
@@ -54,7 +67,8 @@ pub fn shared(key: &ChannelKey, connect_timeout: Duration) -> Result<Arc<Channel
             .http2_keep_alive_interval(KEEPALIVE)
             .keep_alive_timeout(KEEPALIVE)
             .keep_alive_while_idle(true);
-        let connector = tower::service_fn(move |uri: Uri| connect(uri, tls.clone()));
+        let guard = key.guard.clone();
+        let connector = tower::service_fn(move |uri: Uri| connect(uri, tls.clone(), guard.clone()));
         Ok(endpoint.connect_with_connector_lazy(connector))
     })
 }
@@ -66,6 +80,7 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
 async fn connect(
     uri: Uri,
     tls: Option<TlsConnector>,
+    guard: AddressGuard,
 ) -> Result<TokioIo<Box<dyn Io>>, std::io::Error> {
     let invalid =
         |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidInput, what.to_owned());
@@ -76,7 +91,9 @@ async fn connect(
     let port = uri
         .port_u16()
         .ok_or_else(|| invalid("scalerAddress has no port"))?;
-    let tcp = TcpStream::connect((host, port)).await?;
+    // Connecting to exactly the checked addresses: the name cannot change in between.
+    let addrs = crate::address::resolve_checked(&guard, "scalerAddress", host, port).await?;
+    let tcp = TcpStream::connect(&addrs[..]).await?;
     tcp.set_nodelay(true)?;
     let io: Box<dyn Io> = match tls {
         None => Box::new(tcp),

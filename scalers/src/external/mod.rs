@@ -244,13 +244,16 @@ impl ExternalScaler {
         let params = ExternalParams::from_config(cfg)?;
         let authority = channel::authority(&params.scaler_address)
             .map_err(|e| ScalerError::invalid(&cfg.trigger, e))?;
+        let key = ChannelKey {
+            authority,
+            tls: params.uses_tls(),
+            tls_settings: params.tls_settings(),
+            guard: cfg.address_guard.clone(),
+        };
+        cfg.check_address("scalerAddress", key.host())?;
         Ok(Self {
             inner: Arc::new(Inner {
-                key: ChannelKey {
-                    authority,
-                    tls: params.uses_tls(),
-                    tls_settings: params.tls_settings(),
-                },
+                key,
                 address: params.scaler_address.clone(),
                 reference: scaled_object_ref(cfg),
                 trigger: cfg.trigger.clone(),

@@ -147,3 +147,37 @@ fn every_metadata_key_is_accepted() {
     assert_eq!(float_or_int(0.0, 7), 7.0);
     assert_eq!(float_or_int(2.5, 7), 2.5);
 }
+
+fn deny_loopback() -> scaler_core::AddressGuard {
+    scaler_core::AddressGuard::parse("127.0.0.0/8,::1/128").unwrap()
+}
+
+#[test]
+fn a_scaler_address_in_a_denied_range_fails_the_build_naming_the_parameter() {
+    for address in ["127.0.0.1:50051", "[::1]:50051", "dns:///localhost:6000"] {
+        let c = cfg("external", &[("scalerAddress", address)]).with_address_guard(deny_loopback());
+        let err = build(&c).expect_err(address);
+        assert!(
+            err.starts_with(
+                "triggers[0] (external): parameter \"scalerAddress\": its host resolves into "
+            ),
+            "{address}: {err}"
+        );
+    }
+    assert!(build(&cfg("external", &[("scalerAddress", "127.0.0.1:50051")])).is_ok());
+}
+
+#[tokio::test]
+async fn the_channel_connects_only_to_addresses_outside_the_denied_ranges() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let address = format!("localhost:{port}");
+    let mut scaler = build(&cfg("external", &[("scalerAddress", address.as_str())])).unwrap();
+    // The name resolved elsewhere when the trigger was built and into the range now.
+    Arc::get_mut(&mut scaler.inner).unwrap().key.guard = deny_loopback();
+    let err = scaler.metric_specs().await.expect_err("denied").to_string();
+    assert!(err.contains("its host resolves into"), "{err}");
+    let accepted =
+        tokio::time::timeout(std::time::Duration::from_millis(300), listener.accept()).await;
+    assert!(accepted.is_err(), "the scaler was connected to");
+}

@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use scaler_core::{
-    MetricSpec, MetricTarget, MetricTargetType, MetricValue, MetricsAndActivity, ParamSpec, Scaler,
-    ScalerConfig, ScalerError, ScalerFactory, ScalerParams, Secret, TriggerId,
+    AddressGuard, MetricSpec, MetricTarget, MetricTargetType, MetricValue, MetricsAndActivity,
+    ParamSpec, Scaler, ScalerConfig, ScalerError, ScalerFactory, ScalerParams, Secret, TriggerId,
     normalize_metric_name,
 };
 
@@ -154,6 +154,7 @@ pub struct KafkaScaler {
     target_type: MetricTargetType,
     trigger: TriggerId,
     timeout: Duration,
+    guard: AddressGuard,
     state: Mutex<State>,
 }
 
@@ -176,6 +177,12 @@ impl KafkaScaler {
         let target_type = cfg.metric_target_type()?;
         let params = KafkaParams::from_config(cfg)?;
         let key = client_key(&params).map_err(|e| ScalerError::invalid(&cfg.trigger, e))?;
+        for server in &params.bootstrap_servers {
+            cfg.check_address("bootstrapServers", crate::address::authority_host(server))?;
+        }
+        if let Some(endpoint) = &params.oauth_token_endpoint_uri {
+            cfg.check_address("oauthTokenEndpointUri", crate::address::url_host(endpoint))?;
+        }
         let name = match &params.topic {
             Some(topic) => format!("kafka-{topic}"),
             None => format!("kafka-{}-topics", params.group),
@@ -188,6 +195,7 @@ impl KafkaScaler {
             target_type,
             trigger: cfg.trigger.clone(),
             timeout: cfg.timeout,
+            guard: cfg.address_guard.clone(),
             params,
             state: Mutex::new(State::default()),
         })
@@ -224,6 +232,15 @@ impl KafkaScaler {
         };
         if let Some(clients) = held(&self.lock()) {
             return Ok(clients);
+        }
+        // librdkafka resolves the names itself (and connects to the brokers the cluster
+        // advertises), so this narrows the window of a DNS answer that changes after the build
+        // without closing it.
+        for server in &self.params.bootstrap_servers {
+            let host = crate::address::authority_host(server);
+            crate::address::precheck(&self.guard, "bootstrapServers", host, self.timeout)
+                .await
+                .map_err(|e| ScalerError::source(&self.trigger, e))?;
         }
         let (key, group) = (self.key.clone(), self.params.group.clone());
         let (cluster, group) = self

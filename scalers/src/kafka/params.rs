@@ -161,7 +161,8 @@ impl KafkaParams {
         if let Some(limitation) = &self.partition_limitation
             && let Err(e) = parse_partition_limitation(limitation)
         {
-            problems.push(e);
+            // KEDA's message does not say which parameter it is about.
+            problems.push(format!("unable to set param \"partitionLimitation\": {e}"));
         }
         let no_topic = self.topic.is_none();
         if self.allow_idle_consumers && self.limit_to_partitions_with_lag {

@@ -218,7 +218,11 @@ fn keda_error_messages() {
     );
     assert_eq!(
         build(&with(&[("partitionLimitation", "a,b")]), &[]).unwrap_err(),
-        "triggers[0] (kafka): invalid partition limitation: a"
+        "triggers[0] (kafka): unable to set param \"partitionLimitation\": invalid partition limitation: a"
+    );
+    assert_eq!(
+        build(&with(&[("partitionLimitation", "0-2147483647")]), &[]).unwrap_err(),
+        "triggers[0] (kafka): unable to set param \"partitionLimitation\": invalid partition limitation: lists more than 65536 partitions"
     );
     assert_eq!(
         build(&with(&[("offsetResetPolicy", "foo")]), &[]).unwrap_err(),
@@ -604,4 +608,73 @@ fn registry_builds_kafka_and_declares_its_parameters() {
     ] {
         assert!(names.contains(&n), "{n}");
     }
+}
+
+fn deny_loopback() -> AddressGuard {
+    AddressGuard::parse("127.0.0.0/8,::1/128").unwrap()
+}
+
+#[test]
+fn a_broker_or_token_endpoint_in_a_denied_range_fails_the_build_naming_the_parameter() {
+    for (meta, auth, param) in [
+        (
+            &[("bootstrapServers", "kafka.invalid:9092,127.0.0.1:9092")][..],
+            &[][..],
+            "bootstrapServers",
+        ),
+        (
+            &[("bootstrapServers", "[::1]:9092")][..],
+            &[][..],
+            "bootstrapServers",
+        ),
+        (
+            &[("bootstrapServers", "localhost:9092")][..],
+            &[][..],
+            "bootstrapServers",
+        ),
+        (
+            &[("sasl", "oauthbearer")][..],
+            &[
+                ("username", "client"),
+                ("password", "s3cr3t"),
+                ("oauthTokenEndpointUri", "http://localhost:8080/token"),
+            ][..],
+            "oauthTokenEndpointUri",
+        ),
+    ] {
+        let mut m: Vec<(&str, &str)> = BASE.to_vec();
+        for (k, v) in meta {
+            m.retain(|(key, _)| key != k);
+            m.push((k, v));
+        }
+        let c = cfg(&m, auth).with_address_guard(deny_loopback());
+        let err = KafkaScaler::new(&c).map(|_| ()).unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!(
+                "triggers[0] (kafka): parameter {param:?}: its host resolves into "
+            )),
+            "{meta:?}: {err}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn brokers_are_checked_again_before_the_client_is_made() {
+    let mut scaler = build(
+        &[
+            ("bootstrapServers", "localhost:9"),
+            ("consumerGroup", "g"),
+            ("topic", "t"),
+        ],
+        &[],
+    )
+    .unwrap();
+    // The name resolved elsewhere when the trigger was built and into the range now.
+    scaler.guard = deny_loopback();
+    let err = scaler.measure().await.unwrap_err().to_string();
+    assert!(
+        err.contains("parameter \"bootstrapServers\": its host resolves into"),
+        "{err}"
+    );
+    assert!(scaler.lock().clients.is_none(), "no client was made");
 }

@@ -19,8 +19,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use scaler_core::{
-    MetricSpec, MetricTarget, MetricTargetType, MetricValue, MetricsAndActivity, ParamSpec, Scaler,
-    ScalerConfig, ScalerError, ScalerFactory, ScalerParams, Secret, SharedClients, TriggerId,
+    AddressGuard, MetricSpec, MetricTarget, MetricTargetType, MetricValue, MetricsAndActivity,
+    ParamSpec, Scaler, ScalerConfig, ScalerError, ScalerFactory, ScalerParams, Secret,
+    SharedClients, TriggerId,
 };
 
 pub use connection::DEFAULT_APPLICATION_NAME;
@@ -167,9 +168,10 @@ impl PostgresqlParams {
     }
 }
 
-/// Pools by connection identity and statement timeout, shared by every postgresql trigger in
+/// Pools by connection identity, statement timeout and address guard, shared by every postgresql trigger in
 /// the process.
-static POOLS: LazyLock<SharedClients<(Secret, Duration), Pool>> = LazyLock::new(SharedClients::new);
+static POOLS: LazyLock<SharedClients<(Secret, Duration, AddressGuard), Pool>> =
+    LazyLock::new(SharedClients::new);
 
 /// Builds postgresql scalers.
 #[derive(Clone, Copy, Debug, Default)]
@@ -197,8 +199,18 @@ pub struct PostgresqlScaler {
     target_type: MetricTargetType,
     trigger: TriggerId,
     timeout: Duration,
+    guard: AddressGuard,
     /// Taken from [`POOLS`] at the first poll (building must not connect).
     pool: Mutex<Option<Arc<Pool>>>,
+}
+
+/// The parameter the hosts come from: the connection string when there is one.
+fn address_param(params: &PostgresqlParams) -> &'static str {
+    if params.connection.is_some() {
+        "connection"
+    } else {
+        "host"
+    }
 }
 
 impl std::fmt::Debug for PostgresqlScaler {
@@ -225,6 +237,9 @@ impl PostgresqlScaler {
         let spec = params
             .connection_spec()
             .map_err(|e| ScalerError::invalid(&cfg.trigger, e))?;
+        for target in &spec.targets {
+            cfg.check_address(address_param(&params), target.options.get_host())?;
+        }
         Ok(Self {
             metric_name: cfg.metric_name("postgresql"),
             params,
@@ -232,8 +247,13 @@ impl PostgresqlScaler {
             target_type,
             trigger: cfg.trigger.clone(),
             timeout: cfg.timeout,
+            guard: cfg.address_guard.clone(),
             pool: Mutex::new(None),
         })
+    }
+
+    fn address_param(&self) -> &'static str {
+        address_param(&self.params)
     }
 
     fn pool(&self) -> Arc<Pool> {
@@ -241,9 +261,14 @@ impl PostgresqlScaler {
         if let Some(pool) = &*slot {
             return Arc::clone(pool);
         }
-        let key = (self.spec.identity.clone(), self.timeout);
-        let pool = match POOLS.get_or_try_init(key, |_| {
-            Ok::<_, std::convert::Infallible>(Pool::new(&self.spec, self.timeout))
+        let key = (self.spec.identity.clone(), self.timeout, self.guard.clone());
+        let pool = match POOLS.get_or_try_init(key, |(_, _, guard)| {
+            Ok::<_, std::convert::Infallible>(Pool::new(
+                &self.spec,
+                self.timeout,
+                guard.clone(),
+                self.address_param(),
+            ))
         }) {
             Ok(pool) => pool,
             Err(never) => match never {},
@@ -557,5 +582,71 @@ mod tests {
     #[test]
     fn registered() {
         assert!(crate::registry().factory("postgresql").is_some());
+    }
+
+    fn deny_loopback() -> AddressGuard {
+        AddressGuard::parse("127.0.0.0/8,::1/128").unwrap()
+    }
+
+    #[test]
+    fn a_host_in_a_denied_range_fails_the_build_naming_the_parameter_not_the_value() {
+        let query = [("query", "SELECT 1"), ("targetQueryValue", "5")];
+        let from_secret = cfg(0, &query)
+            .with_auth_param(
+                "connection",
+                "postgresql://u:hunter2@db.invalid:5432,127.0.0.1:5433/d",
+            )
+            .with_address_guard(deny_loopback());
+        let err = build(&from_secret).expect_err("denied");
+        assert_eq!(
+            err,
+            "triggers[0] (postgresql): parameter \"connection\": its host resolves into \
+             127.0.0.0/8, a range scalers may not connect to (--scaler-address-deny-cidrs)"
+        );
+        let fields = cfg(
+            1,
+            &[
+                ("query", "SELECT 1"),
+                ("targetQueryValue", "5"),
+                ("host", "localhost"),
+                ("port", "5432"),
+                ("userName", "u"),
+                ("dbName", "d"),
+                ("sslmode", "disable"),
+            ],
+        )
+        .with_address_guard(deny_loopback());
+        let err = build(&fields).expect_err("denied");
+        assert!(
+            err.starts_with(
+                "triggers[1] (postgresql): parameter \"host\": its host resolves into "
+            ),
+            "{err}"
+        );
+        assert!(
+            build(&cfg(0, &query).with_auth_param("connection", "postgresql://u@127.0.0.1/d"))
+                .is_ok()
+        );
+    }
+
+    #[tokio::test]
+    async fn hosts_are_checked_again_before_connecting() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let conn = format!("postgresql://u:hunter2@localhost:{port}/d?sslmode=disable");
+        let c = cfg(0, &[("query", "SELECT 1"), ("targetQueryValue", "5")])
+            .with_auth_param("connection", conn.as_str());
+        let mut scaler = build(&c).expect("no guard yet");
+        // The name resolved elsewhere when the trigger was built and into the range now.
+        scaler.guard = deny_loopback();
+        let err = scaler.query_value().await.expect_err("denied").to_string();
+        assert!(
+            err.contains("parameter \"connection\": its host resolves into"),
+            "{err}"
+        );
+        assert!(!err.contains("hunter2"), "{err}");
+        let accepted =
+            tokio::time::timeout(std::time::Duration::from_millis(300), listener.accept()).await;
+        assert!(accepted.is_err(), "the server was connected to");
     }
 }

@@ -10,6 +10,7 @@ use std::pin::Pin;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use scaler_core::AddressGuard;
 use sqlx::postgres::PgConnection;
 use sqlx::{ConnectOptions, Connection, Executor, Row};
 use tokio::sync::Semaphore;
@@ -45,6 +46,12 @@ struct Idle {
 /// Connections to one database, shared by every trigger that connects the same way.
 pub struct Pool {
     targets: Vec<Target>,
+    /// Checked against each host's addresses before connecting to it.
+    guard: AddressGuard,
+    /// The parameter the hosts come from, for a refusal.
+    param: &'static str,
+    /// How long that check may wait for the resolver.
+    resolve_timeout: Duration,
     idle: Mutex<Vec<Idle>>,
     permits: Semaphore,
     /// Run once on each new connection: a statement timeout, and read-only transactions so a
@@ -57,8 +64,14 @@ pub struct Pool {
 }
 
 impl Pool {
-    /// A pool that has not connected yet.
-    pub fn new(spec: &ConnectionSpec, statement_timeout: Duration) -> Self {
+    /// A pool that has not connected yet, checking each host against `guard` (hosts from
+    /// parameter `param`) before it connects there.
+    pub fn new(
+        spec: &ConnectionSpec,
+        statement_timeout: Duration,
+        guard: AddressGuard,
+        param: &'static str,
+    ) -> Self {
         let targets = spec
             .targets
             .iter()
@@ -70,6 +83,9 @@ impl Pool {
             .collect();
         Self {
             targets,
+            guard,
+            param,
+            resolve_timeout: statement_timeout,
             idle: Mutex::new(Vec::new()),
             permits: Semaphore::new(POOL_SIZE),
             setup: format!(
@@ -175,6 +191,15 @@ impl Pool {
     async fn connect(&self) -> Result<PgConnection, QueryError> {
         let mut failures = Vec::new();
         for target in &self.targets {
+            let host = target.options.get_host();
+            // sqlx resolves the name again; this narrows, but cannot close, the window of a
+            // DNS answer that changes in between.
+            if let Err(e) =
+                crate::address::precheck(&self.guard, self.param, host, self.resolve_timeout).await
+            {
+                failures.push(e);
+                continue;
+            }
             match target.options.connect().await {
                 Ok(mut conn) => {
                     // Best effort: a server or proxy that rejects these still runs the query

@@ -18,8 +18,9 @@ use async_trait::async_trait;
 use base64::Engine as _;
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 use scaler_core::{
-    MetricSpec, MetricTarget, MetricTargetType, MetricValue, MetricsAndActivity, ParamSpec, Scaler,
-    ScalerConfig, ScalerError, ScalerFactory, ScalerParams, Secret, SharedClients, TriggerId,
+    AddressGuard, MetricSpec, MetricTarget, MetricTargetType, MetricValue, MetricsAndActivity,
+    ParamSpec, Scaler, ScalerConfig, ScalerError, ScalerFactory, ScalerParams, Secret,
+    SharedClients, TriggerId,
 };
 use url::Url;
 
@@ -192,8 +193,9 @@ fn query_base(server_address: &str) -> Result<Url, String> {
     Ok(url)
 }
 
-/// HTTP clients by TLS settings, shared by every prometheus trigger in the process.
-static CLIENTS: LazyLock<SharedClients<TlsSettings, reqwest::Client>> =
+/// HTTP clients by TLS settings and address guard, shared by every prometheus trigger in the
+/// process.
+static CLIENTS: LazyLock<SharedClients<(TlsSettings, AddressGuard), reqwest::Client>> =
     LazyLock::new(SharedClients::new);
 
 /// Builds prometheus scalers.
@@ -220,6 +222,7 @@ pub struct PrometheusScaler {
     base_url: Url,
     headers: HeaderMap,
     tls: TlsSettings,
+    guard: AddressGuard,
     metric_name: String,
     target_type: MetricTargetType,
     trigger: TriggerId,
@@ -246,6 +249,7 @@ impl PrometheusScaler {
         let params = PrometheusParams::from_config(cfg)?;
         let invalid = |e: String| ScalerError::invalid(&cfg.trigger, e);
         let base_url = query_base(&params.server_address).map_err(invalid)?;
+        cfg.check_address("serverAddress", base_url.host_str().unwrap_or_default())?;
         let headers = request_headers(&params).map_err(invalid)?;
         let timeout = match params.timeout {
             Some(ms) if ms > 0 => Duration::from_millis(ms.unsigned_abs()),
@@ -253,6 +257,7 @@ impl PrometheusScaler {
         };
         Ok(Self {
             tls: params.tls(),
+            guard: cfg.address_guard.clone(),
             base_url,
             headers,
             metric_name: cfg.metric_name("prometheus"),
@@ -270,11 +275,12 @@ impl PrometheusScaler {
             return Ok(Arc::clone(client));
         }
         let client = CLIENTS
-            .get_or_try_init(self.tls.clone(), |tls| {
+            .get_or_try_init((self.tls.clone(), self.guard.clone()), |(tls, guard)| {
                 let config = tls.client_config(&[b"h2", b"http/1.1"])?;
-                reqwest::Client::builder()
+                let builder = reqwest::Client::builder()
                     .use_preconfigured_tls(config)
-                    .redirect(crate::http_client::same_host_redirects())
+                    .redirect(crate::http_client::same_host_redirects());
+                crate::http_client::guarded(builder, guard, "serverAddress")
                     .build()
                     .map_err(|e| format!("HTTP client: {e}"))
             })

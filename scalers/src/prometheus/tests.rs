@@ -328,3 +328,58 @@ fn per_trigger_timeout_overrides_the_default() {
 fn registered() {
     assert!(crate::registry().factory("prometheus").is_some());
 }
+
+fn deny_loopback() -> AddressGuard {
+    AddressGuard::parse("127.0.0.0/8,::1/128").unwrap()
+}
+
+#[test]
+fn a_server_address_in_a_denied_range_fails_the_build_naming_the_parameter() {
+    for address in [
+        "http://127.0.0.1:9090",
+        "http://127.1.2.3",
+        "http://[::1]:9090",
+        "http://[::ffff:127.0.0.1]:9090",
+        "http://0.0.0.0:9090",
+        // The URL parser reads other spellings of an IPv4 address as that address.
+        "http://2130706433:9090",
+        "http://localhost:9090",
+    ] {
+        let cfg = with(&[("serverAddress", address)]).with_address_guard(deny_loopback());
+        let err = build(&cfg).expect_err(address);
+        assert!(
+            err.starts_with(
+                "triggers[0] (prometheus): parameter \"serverAddress\": its host resolves into "
+            ),
+            "{address}: {err}"
+        );
+        assert!(
+            !err.contains(address),
+            "{address}: the value is echoed: {err}"
+        );
+    }
+    // Another range, and no guard at all, leave it alone.
+    let other = AddressGuard::parse("169.254.169.254/32").unwrap();
+    assert!(build(&with(&[]).with_address_guard(other)).is_ok());
+    assert!(build(&with(&[])).is_ok());
+}
+
+#[tokio::test]
+async fn a_name_that_resolves_into_a_denied_range_at_query_time_is_not_queried() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let address = format!("http://localhost:{port}");
+    let mut scaler = PrometheusScaler::new(&with(&[("serverAddress", address.as_str())]))
+        .expect("built without a guard");
+    // As if the name had resolved to an allowed address when the trigger was built and
+    // resolves into the denied range now (DNS rebinding): the client is made at the first
+    // query, with the guard.
+    scaler.guard = deny_loopback();
+    let err = scaler.query_value().await.expect_err("denied").to_string();
+    assert!(
+        err.contains("parameter \"serverAddress\": its host resolves into"),
+        "{err}"
+    );
+    let accepted = tokio::time::timeout(Duration::from_millis(300), listener.accept()).await;
+    assert!(accepted.is_err(), "the server was connected to");
+}

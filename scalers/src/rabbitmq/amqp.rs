@@ -20,6 +20,7 @@ use lapin::tcp::{AsyncTcpStream, RustlsConnector};
 use lapin::types::FieldTable;
 use lapin::uri::{AMQPScheme, AMQPUri};
 use lapin::{Channel, Connection, ConnectionProperties};
+use scaler_core::AddressGuard;
 
 /// Channels kept open for reuse per connection; more concurrent polls open extra ones that are
 /// closed after use.
@@ -68,6 +69,8 @@ pub struct AmqpClient {
     uri: AMQPUri,
     tls: Arc<rustls::ClientConfig>,
     connection_name: String,
+    /// Checked against the addresses the host has at each connection.
+    guard: AddressGuard,
     state: tokio::sync::Mutex<ConnState>,
     /// Idle channels with the generation of the connection they belong to.
     idle: Mutex<Vec<(u64, Channel)>>,
@@ -95,12 +98,19 @@ async fn before<T>(
 }
 
 impl AmqpClient {
-    /// A client that connects on first use. `tls` is used for `amqps://`.
-    pub fn new(uri: AMQPUri, tls: Arc<rustls::ClientConfig>, connection_name: String) -> Self {
+    /// A client that connects on first use. `tls` is used for `amqps://`; `guard` is checked
+    /// against the broker's addresses at each connection.
+    pub fn new(
+        uri: AMQPUri,
+        tls: Arc<rustls::ClientConfig>,
+        connection_name: String,
+        guard: AddressGuard,
+    ) -> Self {
         Self {
             uri,
             tls,
             connection_name,
+            guard,
             state: tokio::sync::Mutex::new(ConnState::default()),
             idle: Mutex::new(Vec::new()),
         }
@@ -261,12 +271,12 @@ impl AmqpClient {
             .with_connection_name(self.connection_name.as_str().into());
         // Our own TCP/TLS setup, so the TLS configuration (CA, client certificate, unsafeSsl)
         // is the same rustls one the HTTP client uses.
+        let guard = self.guard.clone();
         let connect = async move |uri: AMQPUri, runtime| {
             let host = uri.authority.host.clone();
-            let addrs: Vec<std::net::SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), uri.authority.port))
-                    .await?
-                    .collect();
+            // Connecting to exactly the checked addresses: the name cannot change in between.
+            let addrs =
+                crate::address::resolve_checked(&guard, "host", &host, uri.authority.port).await?;
             let stream = AsyncTcpStream::connect(&runtime, addrs).await?;
             match &tls {
                 Some(connector) => Ok(stream.into_rustls(connector, &host).await?),

@@ -174,7 +174,12 @@ pub async fn queue(
         timeout,
     )
     .await?;
-    let info: QueueInfo = serde_json::from_slice(&body).map_err(HttpError::Decode)?;
+    parse_queue(&body)
+}
+
+/// The counters in a reply to `GET /api/queues/<vhost>/<queue>`.
+pub fn parse_queue(body: &[u8]) -> Result<QueueCounters, HttpError> {
+    let info: QueueInfo = serde_json::from_slice(body).map_err(HttpError::Decode)?;
     Ok(info.counters())
 }
 
@@ -188,7 +193,12 @@ pub async fn queues_matching(
 ) -> Result<Vec<QueueCounters>, HttpError> {
     let url = regex_url(m, pattern, page_size);
     let body = get(client, &url, m.credentials.as_ref(), timeout).await?;
-    let page: QueuePage = serde_json::from_slice(&body).map_err(HttpError::Decode)?;
+    parse_page(&body)
+}
+
+/// The counters of every queue in a reply to the filtered listing.
+pub fn parse_page(body: &[u8]) -> Result<Vec<QueueCounters>, HttpError> {
+    let page: QueuePage = serde_json::from_slice(body).map_err(HttpError::Decode)?;
     if page.page_count > 1 {
         return Err(HttpError::TooManyQueues);
     }

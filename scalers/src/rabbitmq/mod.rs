@@ -25,14 +25,20 @@ use std::time::Duration;
 use crate::client_tls::TlsSettings;
 use async_trait::async_trait;
 use scaler_core::{
-    MetricSpec, MetricTarget, MetricValue, MetricsAndActivity, ParamSpec, Scaler, ScalerConfig,
-    ScalerError, ScalerFactory, ScalerParams, Secret, SharedClients, TriggerId,
+    AddressGuard, MetricSpec, MetricTarget, MetricValue, MetricsAndActivity, ParamSpec, Scaler,
+    ScalerConfig, ScalerError, ScalerFactory, ScalerParams, Secret, SharedClients, TriggerId,
     normalize_metric_name,
 };
 
 pub use amqp::{AmqpClient, AmqpError};
 pub use target::{Credentials, Protocol, anonymize, query_escape};
 pub use value::{Mode, Operation, QueueCounters, compose, value_and_activity};
+
+/// The management API reply parsers, for the fuzz targets in `fuzz/`; not a stable API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use super::http::{HttpError, parse_page, parse_queue};
+}
 
 /// Slack on top of the trigger's timeout for the outer bound of a poll.
 const SAFETY_MARGIN: Duration = Duration::from_millis(500);
@@ -346,11 +352,12 @@ fn validate_trigger(p: &RabbitMqParams, protocol: Option<Protocol>) -> Result<(M
     }
 }
 
-/// Identity of a shared AMQP connection: the full URI (credentials included, kept secret) and
-/// the TLS setup.
-type AmqpKey = (Secret, TlsSettings);
-/// Identity of a shared HTTP client: the origin and the TLS setup (credentials go per request).
-type HttpKey = (String, TlsSettings);
+/// Identity of a shared AMQP connection: the full URI (credentials included, kept secret), the
+/// TLS setup and the address guard.
+type AmqpKey = (Secret, TlsSettings, AddressGuard);
+/// Identity of a shared HTTP client: the origin, the TLS setup and the address guard
+/// (credentials go per request).
+type HttpKey = (String, TlsSettings, AddressGuard);
 
 /// Builds rabbitmq scalers and owns the connections they share.
 #[derive(Clone, Default)]
@@ -422,6 +429,7 @@ pub struct RabbitMqScaler {
     target: MetricTarget,
     timeout: Duration,
     tls: Arc<rustls::ClientConfig>,
+    guard: AddressGuard,
     backend: Backend,
 }
 
@@ -456,23 +464,36 @@ impl RabbitMqScaler {
                     settings.credentials.as_ref(),
                 )
                 .map_err(|e| invalid(format!("error parsing RabbitMQ connection string: {e}")))?;
+                cfg.check_address("host", &uri.authority.host)?;
                 Backend::Amqp {
-                    key: (Secret::new(uri.to_string()), settings.tls.clone()),
+                    key: (
+                        Secret::new(uri.to_string()),
+                        settings.tls.clone(),
+                        cfg.address_guard.clone(),
+                    ),
                     uri,
                     cache: factory.amqp.clone(),
                     client: Mutex::new(None),
                 }
             }
-            Protocol::Http => Backend::Http {
-                management: target::management(
+            Protocol::Http => {
+                let management = target::management(
                     settings.host.expose(),
                     settings.vhost_name.as_deref(),
                     settings.credentials.as_ref(),
                 )
-                .map_err(|e| format!("error parsing the RabbitMQ management URL: {e}")),
-                cache: factory.http.clone(),
-                client: Mutex::new(None),
-            },
+                .map_err(|e| format!("error parsing the RabbitMQ management URL: {e}"));
+                if let Ok(m) = &management
+                    && let Ok(origin) = url::Url::parse(&m.origin)
+                {
+                    cfg.check_address("host", origin.host_str().unwrap_or_default())?;
+                }
+                Backend::Http {
+                    management,
+                    cache: factory.http.clone(),
+                    client: Mutex::new(None),
+                }
+            }
         };
         Ok(Self {
             trigger: cfg.trigger.clone(),
@@ -481,6 +502,7 @@ impl RabbitMqScaler {
             timeout: settings.timeout.unwrap_or(cfg.timeout),
             settings,
             tls,
+            guard: cfg.address_guard.clone(),
             backend,
         })
     }
@@ -517,6 +539,7 @@ impl RabbitMqScaler {
                                         uri.clone(),
                                         self.tls.clone(),
                                         "kedge".to_owned(),
+                                        self.guard.clone(),
                                     ))
                                 })
                                 .unwrap_or_else(|never| match never {});
@@ -551,12 +574,17 @@ impl RabbitMqScaler {
                     match &*slot {
                         Some(c) => c.clone(),
                         None => {
-                            let key = (management.origin.clone(), self.settings.tls.clone());
+                            let key = (
+                                management.origin.clone(),
+                                self.settings.tls.clone(),
+                                self.guard.clone(),
+                            );
                             let c = cache
                                 .get_or_try_init(key, |_| {
-                                    reqwest::Client::builder()
+                                    let builder = reqwest::Client::builder()
                                         .tls_backend_preconfigured((*self.tls).clone())
-                                        .redirect(crate::http_client::same_host_redirects())
+                                        .redirect(crate::http_client::same_host_redirects());
+                                    crate::http_client::guarded(builder, &self.guard, "host")
                                         .build()
                                 })
                                 .map_err(|e| self.error(e))?;

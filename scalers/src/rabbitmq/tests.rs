@@ -1030,3 +1030,59 @@ fn registry_builds_rabbitmq() {
             .is_some_and(|f| !f.params().is_empty())
     );
 }
+
+fn deny_loopback() -> AddressGuard {
+    AddressGuard::parse("127.0.0.0/8,::1/128").expect("ranges")
+}
+
+#[test]
+fn a_host_in_a_denied_range_fails_the_build_naming_the_parameter_not_the_url() {
+    for (host, protocol) in [
+        ("amqp://user:s3cr3t@127.0.0.1:5672/vhost", "amqp"),
+        ("amqp://user:s3cr3t@localhost/vhost", "auto"),
+        ("http://user:s3cr3t@[::1]:15672/vhost", "http"),
+        ("https://user:s3cr3t@localhost/vhost", "auto"),
+    ] {
+        let cfg = ScalerConfig::new("rabbitmq", 0)
+            .with_metadata("queueName", "jobs")
+            .with_metadata("protocol", protocol)
+            .with_auth_param("host", host)
+            .with_address_guard(deny_loopback());
+        let err = RabbitMqScaler::new(&RabbitMqFactory::new(), &cfg)
+            .map(|_| ())
+            .expect_err(host)
+            .to_string();
+        assert!(
+            err.starts_with("triggers[0] (rabbitmq): parameter \"host\": its host resolves into "),
+            "{host}: {err}"
+        );
+        assert!(
+            !err.contains("s3cr3t") && !err.contains("localhost"),
+            "{err}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn amqp_connects_only_to_addresses_outside_the_denied_ranges() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("listener");
+    let port = listener.local_addr().expect("address").port();
+    let host = format!("amqp://guest:guest@localhost:{port}/");
+    let cfg = ScalerConfig::new("rabbitmq", 0)
+        .with_metadata("queueName", "jobs")
+        .with_auth_param("host", host.as_str());
+    let mut scaler = RabbitMqScaler::new(&RabbitMqFactory::new(), &cfg).expect("no guard yet");
+    // The name resolved elsewhere when the trigger was built and into the range now.
+    scaler.guard = deny_loopback();
+    let err = scaler
+        .metrics_and_activity("s0-rabbitmq-jobs")
+        .await
+        .expect_err("denied")
+        .to_string();
+    assert!(err.contains("its host resolves into"), "{err}");
+    let accepted =
+        tokio::time::timeout(std::time::Duration::from_millis(300), listener.accept()).await;
+    assert!(accepted.is_err(), "the broker was connected to");
+}

@@ -3,7 +3,8 @@
 //! tansu listens on one port and advertises the proxy's port, so every connection a client
 //! makes (bootstrap and broker) goes through the proxy. The proxy counts the Kafka requests by
 //! API key, which is how the tests check the number of round trips per poll, and it can be
-//! taken down and brought back to simulate a broker outage.
+//! taken down and brought back to simulate a network outage, or the broker itself killed
+//! (SIGKILL) and started again on the same port and data.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -61,6 +62,7 @@ fn lock(state: &Mutex<ProxyState>) -> MutexGuard<'_, ProxyState> {
 /// A tansu broker reachable only through a proxy that counts requests.
 pub struct PrivateBroker {
     child: Child,
+    tansu: String,
     dir: PathBuf,
     /// `127.0.0.1:<proxy port>`: what clients bootstrap from.
     pub bootstrap: String,
@@ -69,6 +71,38 @@ pub struct PrivateBroker {
     up: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
     state: Arc<Mutex<ProxyState>>,
+}
+
+/// Starts tansu and waits until it accepts connections.
+fn spawn_tansu(tansu: &str, dir: &std::path::Path, broker_port: u16, proxy_port: u16) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("broker.log"))
+        .expect("log file");
+    let child = Command::new(tansu)
+        .current_dir(dir)
+        .args([
+            "broker",
+            "--listener-url",
+            &format!("tcp://127.0.0.1:{broker_port}"),
+            "--advertised-listener-url",
+            &format!("tcp://127.0.0.1:{proxy_port}"),
+            "--storage-engine",
+            "sqlite://tansu.db",
+            "--silent",
+        ])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .expect("start tansu");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", broker_port)).is_err() {
+        assert!(Instant::now() < deadline, "tansu did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
 }
 
 fn free_port() -> u16 {
@@ -89,31 +123,10 @@ impl PrivateBroker {
             broker_port
         ));
         std::fs::create_dir_all(&dir).expect("temp dir");
-        let log = std::fs::File::create(dir.join("broker.log")).expect("log file");
-        let child = Command::new(tansu)
-            .current_dir(&dir)
-            .args([
-                "broker",
-                "--listener-url",
-                &format!("tcp://127.0.0.1:{broker_port}"),
-                "--advertised-listener-url",
-                &format!("tcp://127.0.0.1:{proxy_port}"),
-                "--storage-engine",
-                "sqlite://tansu.db",
-                "--silent",
-            ])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("start tansu");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", broker_port)).is_err() {
-            assert!(Instant::now() < deadline, "tansu did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let child = spawn_tansu(tansu, &dir, broker_port, proxy_port);
         let broker = Self {
             child,
+            tansu: tansu.to_owned(),
             dir,
             bootstrap: format!("127.0.0.1:{proxy_port}"),
             proxy_port,
@@ -124,6 +137,21 @@ impl PrivateBroker {
         };
         broker.proxy_up();
         broker
+    }
+
+    /// Kills the broker process (SIGKILL: no clean shutdown) and cuts every open connection.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let mut state = lock(&self.state);
+        for s in state.open.drain(..) {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+    }
+
+    /// Starts the broker again after [`PrivateBroker::kill`], on the same port and data.
+    pub fn restart(&mut self) {
+        self.child = spawn_tansu(&self.tansu, &self.dir, self.broker_port, self.proxy_port);
     }
 
     /// Requests seen so far, by API key.

@@ -16,6 +16,7 @@ use kube::api::{Api, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
 pub use kedge_test_support::eventually;
+pub use local_cluster::{AuditEntry, Fault, FaultAction, FaultRule, FaultWhen, Verb};
 
 /// The `kedge` binary cargo built next to this test.
 pub fn kedge_bin() -> PathBuf {
@@ -300,5 +301,92 @@ impl Cluster {
             .and_then(serde_json::Value::as_str)
             .map(str::to_owned)
             .ok_or_else(|| format!("no value in {list}"))
+    }
+}
+
+/// The cluster's fault injection and write audit log (see `local_cluster::FaultRule` and
+/// `local_cluster::AuditEntry`), through its `/local-cluster/...` admin endpoints.
+impl Cluster {
+    /// Adds a fault rule; its id.
+    pub async fn inject_fault(&self, rule: FaultRule) -> u64 {
+        local_cluster::remote::inject_fault(&self.client, &rule)
+            .await
+            .expect("inject a fault")
+    }
+
+    /// Removes one rule (releasing the requests it holds); the rule with its final hits.
+    pub async fn remove_fault(&self, id: u64) -> Fault {
+        local_cluster::remote::remove_fault(&self.client, id)
+            .await
+            .expect("remove a fault")
+    }
+
+    /// Removes every rule; the rules removed, with their hits.
+    pub async fn clear_faults(&self) -> Vec<Fault> {
+        local_cluster::remote::clear_faults(&self.client)
+            .await
+            .expect("clear the faults")
+    }
+
+    /// The rules held, with their hits.
+    pub async fn faults(&self) -> Vec<Fault> {
+        local_cluster::remote::faults(&self.client)
+            .await
+            .expect("list the faults")
+    }
+
+    /// The audited writes with a sequence number above `since` (0: all kept), oldest first.
+    pub async fn audit(&self, since: u64) -> Vec<AuditEntry> {
+        local_cluster::remote::audit(&self.client, since)
+            .await
+            .expect("read the audit log")
+    }
+}
+
+/// Every distinct `spec.replicas` the Deployment takes, in order, from a watch: each write to
+/// the Deployment or its `/scale` is an event, so even a state that lasts a few milliseconds
+/// (kedge's 1 before the HPA's next sync) is seen, which polling cannot promise.
+pub struct Recorder {
+    seen: std::sync::Arc<std::sync::Mutex<Vec<i32>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Recorder {
+    /// Starts recording the Deployment `namespace/name`.
+    pub fn start(client: Client, namespace: &str, name: &str) -> Recorder {
+        let api: Api<Deployment> = Api::namespaced(client, namespace);
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let record = std::sync::Arc::clone(&seen);
+        let config =
+            kube::runtime::watcher::Config::default().fields(&format!("metadata.name={name}"));
+        let task = tokio::spawn(async move {
+            use futures::StreamExt as _;
+            use kube::runtime::WatchStreamExt as _;
+            let mut events = std::pin::pin!(
+                kube::runtime::watcher(api, config)
+                    .default_backoff()
+                    .applied_objects()
+            );
+            while let Some(event) = events.next().await {
+                let Ok(d) = event else { continue };
+                let r = d.spec.replicas.unwrap_or(1);
+                let mut seen = record.lock().unwrap_or_else(|e| e.into_inner());
+                if seen.last() != Some(&r) {
+                    seen.push(r);
+                }
+            }
+        });
+        Recorder { seen, task }
+    }
+
+    /// The replica counts seen so far, in order.
+    pub fn seen(&self) -> Vec<i32> {
+        self.seen.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
