@@ -34,6 +34,8 @@ struct Fake {
     metric_names: Mutex<Vec<String>>,
     subscribers: Mutex<Vec<Pushes>>,
     metrics_error: Option<&'static str>,
+    /// Answer GetMetrics with this many values (a hostile server's reply).
+    flood: usize,
 }
 
 impl Fake {
@@ -133,6 +135,16 @@ impl ExternalScalerService for Fake {
             .push(request.metric_name.clone());
         if let Some(why) = self.metrics_error {
             return Err(Status::internal(why));
+        }
+        if self.flood > 0 {
+            let value = MetricValue {
+                metric_name: "x".repeat(32),
+                metric_value: 1,
+                metric_value_float: 1.0,
+            };
+            return Ok(Response::new(GetMetricsResponse {
+                metric_values: vec![value; self.flood],
+            }));
         }
         let value = if request.metric_name == "legacy" {
             MetricValue {
@@ -296,6 +308,26 @@ async fn server_and_connection_errors_are_clear() {
             "triggers[0] (external): external scaler at 127.0.0.1:1: GetMetricSpec: rpc error: \
              code = Unavailable"
         ) && err.to_lowercase().contains("refused"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_reply_larger_than_the_cap_is_refused_not_decoded() {
+    // 100,000 values of ~50 bytes: about 5 MB, five times the 1 MiB kedge accepts.
+    let fake = Arc::new(Fake {
+        flood: 100_000,
+        ..Fake::default()
+    });
+    let address = serve(fake, None).await;
+    let scaler = ExternalScaler::new(&trigger("external", &address)).expect("valid");
+    let err = scaler
+        .metrics_and_activity("s0-queue-jobs")
+        .await
+        .expect_err("an oversized reply")
+        .to_string();
+    assert!(
+        err.contains("GetMetrics") && err.contains("message length too large"),
         "{err}"
     );
 }
