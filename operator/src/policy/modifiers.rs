@@ -44,6 +44,7 @@
 //!   [`compile`] and fails in [`Formula::evaluate`] (an error, never a wrong number).
 
 use std::collections::BTreeMap;
+use std::num::NonZeroUsize;
 
 use expr::{Context, Program, Value};
 
@@ -60,6 +61,13 @@ const VALIDATION_VALUE: f64 = -1.0;
 
 /// The longest formula accepted, in bytes. KEDA's documented formulas are under 200.
 pub const MAX_FORMULA_BYTES: usize = 1024;
+
+/// The parser's budget for one formula, in pest calls. expr-lang's grammar backtracks without
+/// bound: some formulas of under 200 bytes take seconds to parse, twice as long with each
+/// repetition (`if[x] + if[x] + ...`, `x ? x ?? x ? x ?? ...`; found by `fuzz/`'s `formula`
+/// target). 1 KiB formulas written like KEDA's examples need under 50,000; a formula over the
+/// budget is rejected within a few milliseconds.
+pub const MAX_PARSE_CALLS: usize = 200_000;
 
 /// Identifiers a formula may not use: they build values far larger than the formula itself
 /// (`repeat`, `replace`) or bind variables that can double a value at every step (`let`).
@@ -194,8 +202,18 @@ pub fn compile<S: AsRef<str>>(formula: &str, trigger_names: &[S]) -> Result<Form
     check_cost(formula)
         .map_err(|e| format!("error validating formula in ScalingModifiers: {e}"))?;
     let expression = cast_to_float_if_necessary(formula);
+    // pest's budget is process-wide and read as each parse starts; expr-lang is its only user.
+    pest::set_call_limit(NonZeroUsize::new(MAX_PARSE_CALLS));
     let program = expr::compile(&expression).map_err(|e| {
-        format!("error validating formula in ScalingModifiers: failed to compile formula: {e}")
+        let e = e.to_string();
+        if e.contains("call limit reached") {
+            format!(
+                "error validating formula in ScalingModifiers: advanced.scalingModifiers.formula: \
+                 too costly to parse (more than {MAX_PARSE_CALLS} parser steps); simplify it"
+            )
+        } else {
+            format!("error validating formula in ScalingModifiers: failed to compile formula: {e}")
+        }
     })?;
     let formula = Formula {
         expression,
@@ -310,6 +328,35 @@ mod tests {
         .unwrap();
         compile("trig_one > 2 ? trig_one + trig_two : 1", &TRIGGERS).unwrap();
         compile("trig_one ?? 0", &TRIGGERS).unwrap();
+    }
+
+    #[test]
+    fn formulas_that_make_the_parser_backtrack_are_rejected_quickly() {
+        // Without the parser's budget each of these takes about a second (twice as long with
+        // each further repetition); with it, milliseconds.
+        for formula in [
+            format!("{}trig_one", "if[trig_one] + ".repeat(16)),
+            format!("{}trig_one", "trig_one ? trig_two ?? ".repeat(16)),
+            format!("{}1{}", "if[t(".repeat(6), ")]".repeat(6)),
+        ] {
+            let e = compile(&formula, &TRIGGERS).unwrap_err();
+            assert!(
+                e.contains("advanced.scalingModifiers.formula: too costly to parse"),
+                "{formula}: {e}"
+            );
+        }
+        // The longest formulas written like KEDA's examples stay well within the budget.
+        let long = format!(
+            "{}1",
+            "max(abs(trig_one), ceil(trig_two ?? 0), floor(trig_three)) ** 2 - ".repeat(15)
+        );
+        assert!(long.len() <= MAX_FORMULA_BYTES);
+        compile(&long, &TRIGGERS).unwrap();
+        let long = format!(
+            "{}1",
+            "count([trig_one, trig_two, trig_three], {# > 1}) + ".repeat(20)
+        );
+        compile(&long, &TRIGGERS).unwrap();
     }
 
     fn values(pairs: &[(&str, Option<f64>)]) -> BTreeMap<String, Option<f64>> {

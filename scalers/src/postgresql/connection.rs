@@ -111,10 +111,10 @@ fn base_options() -> PgConnectOptions {
 
 fn parse_ssl_mode(mode: &str) -> Result<PgSslMode, String> {
     PgSslMode::from_str(mode).map_err(|_| {
-        format!(
-            "sslmode {mode:?} is invalid, expected one of disable, allow, prefer, require, \
-             verify-ca, verify-full"
-        )
+        // The value may come from a Secret (auth params, the connection string): not quoted.
+        "sslmode is invalid, expected one of disable, allow, prefer, require, verify-ca, \
+         verify-full"
+            .to_owned()
     })
 }
 
@@ -153,7 +153,7 @@ fn hosts_and_ports(
 fn parse_port(port: &str) -> Result<u16, String> {
     match port.parse::<u16>() {
         Ok(p) if p > 0 => Ok(p),
-        _ => Err(format!("port {port:?} is not a port number")),
+        _ => Err("port is not a port number (1 to 65535)".to_owned()),
     }
 }
 
@@ -228,7 +228,7 @@ fn split_host_port(entry: &str) -> Result<(&str, Option<&str>), String> {
     if let Some(rest) = entry.strip_prefix('[') {
         let (host, after) = rest
             .split_once(']')
-            .ok_or_else(|| format!("invalid host {entry:?}"))?;
+            .ok_or_else(|| "invalid host: `[` without `]`".to_owned())?;
         return Ok((host, after.strip_prefix(':')));
     }
     Ok(match entry.rsplit_once(':') {
@@ -268,8 +268,10 @@ pub fn parse_key_values(conn: &str) -> Result<Vec<(String, String)>, String> {
         }
         while chars.next_if(|c| c.is_whitespace()).is_some() {}
         if chars.next() != Some('=') {
+            // Not quoted: after a stray space, the "key" is the rest of a password.
             return Err(format!(
-                "invalid connection string: missing \"=\" after {key:?}"
+                "invalid connection string: missing \"=\" after the key of pair {}",
+                pairs.len() + 1
             ));
         }
         while chars.next_if(|c| c.is_whitespace()).is_some() {}
@@ -387,9 +389,7 @@ fn parse_options(value: &str) -> Result<Vec<(String, String)>, String> {
         match setting.split_once('=') {
             Some((k, v)) if !k.is_empty() => pairs.push((k.to_owned(), v.to_owned())),
             _ => {
-                return Err(format!(
-                    "invalid connection string: options {value:?}: expected -c name=value"
-                ));
+                return Err("invalid connection string: options: expected -c name=value".to_owned());
             }
         }
     }
@@ -462,12 +462,12 @@ mod tests {
         };
         assert_eq!(
             from_fields(&fields("test_port", "disable")).unwrap_err(),
-            "port \"test_port\" is not a port number"
+            "port is not a port number (1 to 65535)"
         );
         assert!(
             from_fields(&fields("5432", "required"))
                 .unwrap_err()
-                .starts_with("sslmode \"required\" is invalid")
+                .starts_with("sslmode is invalid")
         );
     }
 
@@ -521,7 +521,7 @@ mod tests {
         assert!(
             from_connection_string("host=db nonsense")
                 .unwrap_err()
-                .contains("missing \"=\" after \"nonsense\"")
+                .contains("missing \"=\" after the key of pair 2")
         );
     }
 }

@@ -125,7 +125,8 @@ fn single_statement(query: &str) -> Result<(), String> {
             if c == b';' {
                 ended = true;
             }
-            i += 1;
+            // One character, not one byte: `rest` must start on a character boundary.
+            i += rest.chars().next().map_or(1, char::len_utf8);
         }
     }
     Ok(())
@@ -351,6 +352,8 @@ mod tests {
             "SELECT count(*) FROM jobs; -- done",
             "SELECT ';' || 'x'';y' FROM \"a;b\" /* ; */ WHERE x = $$;$$ AND y = $t$;$t$;",
             "SELECT $1",
+            // Non-ASCII outside quotes (found by fuzz/'s scaler_postgresql: it panicked).
+            "SELECT count(*) FROM tâches WHERE état = 'prêt' AND $é",
         ] {
             assert_eq!(single_statement(ok), Ok(()), "{ok}");
         }
@@ -359,6 +362,7 @@ mod tests {
             "SELECT 1;; SET default_transaction_read_only = off",
             "SELECT ';'; DROP TABLE jobs",
             "SELECT 1 /* x */; /* y */ SELECT 2",
+            "SELECT 1; SELECT 'é' FROM ß",
         ] {
             assert!(single_statement(bad).is_err(), "{bad}");
         }
@@ -542,7 +546,7 @@ mod tests {
         );
         assert_eq!(
             build(&c).unwrap_err(),
-            "triggers[0] (postgresql): port \"test_port\" is not a port number"
+            "triggers[0] (postgresql): port is not a port number (1 to 65535)"
         );
     }
 

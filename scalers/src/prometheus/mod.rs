@@ -154,9 +154,8 @@ impl PrometheusParams {
         if let Some(name) = &self.custom_auth_header
             && HeaderName::from_bytes(name.as_bytes()).is_err()
         {
-            problems.push(format!(
-                "customAuthHeader: {name:?} is not a valid header name"
-            ));
+            // From the TriggerAuthentication, maybe a Secret: not quoted.
+            problems.push("customAuthHeader is not a valid header name".to_owned());
         }
         if let Err(e) = self.tls().validate(("ca", "cert", "key")) {
             problems.push(e);
@@ -403,7 +402,7 @@ fn request_headers(params: &PrometheusParams) -> Result<HeaderMap, String> {
     } else if params.mode("custom") {
         let name = params.custom_auth_header.as_deref().unwrap_or_default();
         let name = HeaderName::from_bytes(name.as_bytes())
-            .map_err(|_| format!("customAuthHeader: {name:?} is not a valid header name"))?;
+            .map_err(|_| "customAuthHeader is not a valid header name".to_owned())?;
         let value = params
             .custom_auth_value
             .as_ref()

@@ -217,6 +217,17 @@ fn keda_auth_cases() {
             auth("custom", &[("customAuthValue", "")]),
             "customAuthHeader and customAuthValue are required when custom auth is enabled",
         ),
+        // The header name comes from the TriggerAuthentication: the message does not quote it.
+        (
+            auth(
+                "custom",
+                &[
+                    ("customAuthHeader", "X-Secret: s3cr3t"),
+                    ("customAuthValue", "v"),
+                ],
+            ),
+            "customAuthHeader is not a valid header name",
+        ),
         (
             auth("basic,bearer", &[("username", "u"), ("bearerToken", "t")]),
             "parameter \"authModes,authMode\" value \"basic,bearer\" must contain only one of [bearer basic oauth]",
@@ -237,6 +248,7 @@ fn keda_auth_cases() {
     for (c, message) in &invalid {
         let err = build(c).expect_err(message);
         assert!(err.contains(message), "{err}");
+        assert!(!err.contains("s3cr3t"), "{err}");
     }
 }
 

@@ -186,8 +186,12 @@ impl RabbitMqSettings {
         let tls_enabled = match p.tls.as_str() {
             "enable" => true,
             "disable" => false,
-            other => {
-                problems.push(format!("incorrect value for TLS given: {other}"));
+            // `tls` comes from the TriggerAuthentication, maybe from a Secret: not quoted.
+            _ => {
+                problems.push(
+                    "incorrect value for TLS given: auth parameter \"tls\" must be `enable` or `disable`"
+                        .to_owned(),
+                );
                 false
             }
         };

@@ -868,7 +868,9 @@ fn keda_error_messages() {
     );
     assert_eq!(
         settings(&base, &[("tls", "yes")]).err(),
-        Some(format!("{t}incorrect value for TLS given: yes"))
+        Some(format!(
+            "{t}incorrect value for TLS given: auth parameter \"tls\" must be `enable` or `disable`"
+        ))
     );
     assert_eq!(
         settings(&base, &[("cert", "c")]).err(),
