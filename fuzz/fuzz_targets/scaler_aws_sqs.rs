@@ -1,0 +1,15 @@
+//! `type: aws-sqs-queue`: parameter parsing and validation through the factory, from any metadata,
+//! auth params and env (the text form of `kedge_fuzz::trigger_config`).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    kedge_fuzz::fuzz_scaler(
+        &scalers::aws_sqs::AwsSqsFactory::new(),
+        "aws-sqs-queue",
+        data,
+        true,
+        false,
+    );
+});

@@ -1,0 +1,10 @@
+//! `type: cron`: parameter parsing and validation through the factory, from any metadata,
+//! auth params and env (the text form of `kedge_fuzz::trigger_config`), and one poll of a
+//! built scaler (cron reads only the clock).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    kedge_fuzz::fuzz_scaler(&scalers::cron::CronFactory, "cron", data, true, true);
+});
