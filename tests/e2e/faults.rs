@@ -50,6 +50,39 @@ async fn scaled_object(client: &Client, name: &str, polling: u32, trigger: Value
         .unwrap();
 }
 
+/// Samples Deployment `name` for `seconds` while `source` is down: its replicas must stay at
+/// `want` throughout.
+async fn assert_replicas_hold(
+    client: &Client,
+    name: &str,
+    want: i32,
+    seconds: u32,
+    source: &str,
+    recorder: &Recorder,
+    kedge: &kedge_e2e::Process,
+) {
+    let down = Instant::now();
+    while down.elapsed() < Duration::from_secs(u64::from(seconds)) {
+        assert_eq!(
+            replicas(client, NS, name).await,
+            Some(want),
+            "replicas changed while the {source} was down: {:?}\n{}",
+            recorder.seen(),
+            kedge.output()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The replica counts `seen` rose to `peak` without ever going down on the way.
+fn assert_rose_without_a_drop(seen: &[i32], peak: i32) {
+    let top = seen.iter().position(|&r| r == peak).unwrap();
+    assert!(
+        seen[..=top].windows(2).all(|w| w[0] < w[1]),
+        "replicas dropped on the way up: {seen:?}"
+    );
+}
+
 /// The first external metric name kedge gave `name`, once it is Ready.
 async fn metric_name(client: &Client, name: &str) -> String {
     eventually(MINUTE, "the ScaledObject to be Ready", || async {
@@ -104,17 +137,16 @@ async fn a_kafka_broker_killed_mid_scale_drops_no_replica_and_scaling_resumes() 
 
     // The broker dies (SIGKILL) with the workload at 3, and stays dead for five polls.
     broker.kill();
-    let down = Instant::now();
-    while down.elapsed() < Duration::from_secs(5 * u64::from(polling)) {
-        assert_eq!(
-            replicas(&c.client, NS, "orders").await,
-            Some(3),
-            "replicas changed while the broker was down: {:?}\n{}",
-            recorder.seen(),
-            kedge.output()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    assert_replicas_hold(
+        &c.client,
+        "orders",
+        3,
+        5 * polling,
+        "broker",
+        &recorder,
+        &kedge,
+    )
+    .await;
     assert!(
         kedge.output().contains("orders"),
         "kedge says nothing about the failing trigger:\n{}",
@@ -151,12 +183,7 @@ async fn a_kafka_broker_killed_mid_scale_drops_no_replica_and_scaling_resumes() 
          {committed:?}, polling every {polling} s)\n{}",
         kedge.output()
     );
-    let seen = recorder.seen();
-    let top = seen.iter().position(|&r| r == 3).unwrap();
-    assert!(
-        seen[..=top].windows(2).all(|w| w[0] < w[1]),
-        "replicas dropped on the way up: {seen:?}"
-    );
+    assert_rose_without_a_drop(&recorder.seen(), 3);
 }
 
 /// A cron trigger whose window is open now and for the next half hour.
@@ -619,17 +646,16 @@ async fn a_database_crashed_mid_scale_drops_no_replica_and_scaling_resumes() {
 
     // The database crashes with the workload at 3, and stays down for five polls.
     pg.crash();
-    let down = Instant::now();
-    while down.elapsed() < Duration::from_secs(5 * u64::from(polling)) {
-        assert_eq!(
-            replicas(&c.client, NS, "jobs").await,
-            Some(3),
-            "replicas changed while the database was down: {:?}\n{}",
-            recorder.seen(),
-            kedge.output()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    assert_replicas_hold(
+        &c.client,
+        "jobs",
+        3,
+        5 * polling,
+        "database",
+        &recorder,
+        &kedge,
+    )
+    .await;
 
     // It comes back (crash recovery); the work was done meanwhile.
     pg.start_server();
@@ -657,10 +683,5 @@ async fn a_database_crashed_mid_scale_drops_no_replica_and_scaling_resumes() {
         "kedge needed {resumed:?} to read the database again (emptied after {emptied:?})\n{}",
         kedge.output()
     );
-    let seen = recorder.seen();
-    let top = seen.iter().position(|&r| r == 3).unwrap();
-    assert!(
-        seen[..=top].windows(2).all(|w| w[0] < w[1]),
-        "replicas dropped on the way up: {seen:?}"
-    );
+    assert_rose_without_a_drop(&recorder.seen(), 3);
 }
